@@ -1,0 +1,63 @@
+# authops.celery_tuning — developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+COLLECTIONS := $(CURDIR)/.cache/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/authops/celery_tuning
+SANITY_TREE := $(or $(TMPDIR),/tmp)/authops-celery-tuning-sanity/ansible_collections/authops/celery_tuning
+SCENARIOS ?= supervisor
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help venv link lint sanity units integration molecule images test demo demo-clean bench build clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements/dev.txt
+	scripts/bootstrap-host.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements/dev.txt
+	touch $@
+
+venv: $(BIN)/.installed ## install the pinned toolchain into .venv
+
+link: ## make the collection importable as ansible_collections/authops/celery_tuning
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+lint: venv link ## yamllint, ansible-lint (production profile), argument_specs vs defaults
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --profile production
+	$(BIN)/python scripts/check-argument-specs.py
+
+sanity: venv ## ansible-test sanity on a copy under ansible_collections/authops/celery_tuning
+	scripts/ansible-test-shim.sh
+	rm -rf $(SANITY_TREE) && mkdir -p $(SANITY_TREE)
+	git ls-files -z --cached --others --exclude-standard | tar -c --null --ignore-failed-read -T - 2>/dev/null | tar -x -C $(SANITY_TREE)
+	cd $(SANITY_TREE) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
+
+units: venv link ## pytest on plugins/module_utils and the modules
+	$(BIN)/pytest -q tests/unit
+
+integration: venv link ## modules against a real supervisord in a temporary directory
+	$(BIN)/pytest -q tests/integration
+
+images: ## make sure dockerd runs and the systemd base images exist
+	scripts/ensure-docker.sh
+	scripts/build-images.sh
+
+molecule: venv link images ## molecule test for $(SCENARIOS) on Debian 12, Debian 13, Ubuntu 24.04
+	set -e; for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s; done
+
+test: lint sanity units integration molecule ## every test: lint, sanity, units, integration, molecule
+
+build: venv ## build the collection artifact
+	$(BIN)/ansible-galaxy collection build --force --output-path build/
+
+clean: ## remove build products (not .venv)
+	rm -rf build .cache .pytest_cache
