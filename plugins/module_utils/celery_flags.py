@@ -1,0 +1,907 @@
+# -*- coding: utf-8 -*-
+# Copyright: authops.celery_tuning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Pure logic behind the ``authops.celery_tuning.worker_flags`` module.
+
+Nothing in here touches the host: host facts come in as plain numbers (see ``host_facts``).
+Every bad input raises :class:`WorkerFlagsError` with a message that tells the user what to
+change.  The auto rules (all documented in the module's DOCUMENTATION as well):
+
+* pool ``auto``: ``single_threaded`` -> ``prefork`` with concurrency 1 (so
+  ``--max-memory-per-child`` keeps working); otherwise by workload: ``io`` -> ``gevent``,
+  ``cpu`` -> ``prefork``, ``mixed`` -> ``threads`` (the pool of Alliance Auth 5.x's stock
+  supervisor.conf; no extra package needed, the GIL is released while waiting for ESI/DB).
+* concurrency ``auto``: prefork -> one process per CPU (Celery's own default and the guide's
+  advice); gevent/eventlet -> 10 (the guide's conservative start); threads -> 5 (Auth 5.x stock);
+  solo and single_threaded -> 1.  Auto values are then scaled down proportionally so that the
+  sum over all workers fits the DB connection budget and, for prefork, so that
+  concurrency x per-child memory fits the memory budget.  Explicit values are never changed:
+  exceeding a budget with them is an error.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import shlex
+
+KIB = 1024
+MIB = 1024 * 1024
+GIB = 1024 * 1024 * 1024
+
+POOLS = ("auto", "prefork", "threads", "gevent", "eventlet", "solo")
+WORKLOADS = ("io", "cpu", "mixed")
+LOGLEVELS = ("debug", "info", "warning", "error", "critical", "fatal")
+HEADROOM_ACTIONS = ("error", "warn")
+
+#: Pools for which Celery honours --max-memory-per-child / --max-tasks-per-child.
+MEMORY_FLAG_POOLS = ("prefork",)
+#: Python packages a pool needs inside the virtualenv.
+POOL_PACKAGES = {"gevent": ["gevent"], "eventlet": ["eventlet"]}
+
+WORKLOAD_POOLS = {"io": "gevent", "cpu": "prefork", "mixed": "threads"}
+DEFAULT_GREEN_CONCURRENCY = 10
+DEFAULT_THREADS_CONCURRENCY = 5
+
+#: Smallest memory limit accepted without allow_small_memory_limit (the guide: not below ~128 MB).
+MIN_MEMORY_LIMIT = 128 * MIB
+#: Per-process RSS assumed when no memory_baseline is given (stock Auth 5.5 measured 103-121 MiB).
+DEFAULT_BASELINE = 128 * MIB
+#: Highest RSS measured for a stock Auth 5.5 worker; used for a warning when no baseline is given.
+STOCK_BASELINE = 121 * MIB
+#: Headroom above the baseline: the larger of 25 % of the baseline and 64 MiB.
+HEADROOM_FRACTION = 0.25
+HEADROOM_MIN = 64 * MIB
+#: Seconds added to the hard time limit for the recommended supervisor stopwaitsecs.
+STOP_MARGIN = 30
+
+DEFAULT_NODE_NAME = "%(program_name)s_%(process_num)02d"
+DEFAULT_PROCESS_NAME = "%(program_name)s_%(process_num)02d"
+
+DEFAULT_MEMORY_BUDGET_PERCENT = 50
+#: MariaDB's default max_connections is 151; 100 leaves room for gunicorn, cron jobs and admins.
+DEFAULT_DB_CONNECTION_BUDGET = 100
+
+WORKER_DEFAULTS = {
+    "name": None,
+    "app": "myauth",
+    "celery_bin": "celery",
+    "queues": None,
+    "workload": "io",
+    "pool": "auto",
+    "concurrency": "auto",
+    "loglevel": "info",
+    "max_memory_per_child": None,
+    "max_tasks_per_child": None,
+    "memory_limit": None,
+    "memory_baseline": None,
+    "single_threaded": False,
+    "numprocs": 1,
+    "numprocs_start": 0,
+    "process_name": DEFAULT_PROCESS_NAME,
+    "group_name": None,
+    "node_name": DEFAULT_NODE_NAME,
+    "prefetch_multiplier": None,
+    "time_limit": None,
+    "soft_time_limit": None,
+    "stopwaitsecs": 600,
+    "extra_args": None,
+    "beat": False,
+}
+
+#: Flags the module manages itself; extra_args must not repeat them (long and short forms).
+MANAGED_FLAGS = {
+    "-A": "app",
+    "--app": "app",
+    "-P": "pool",
+    "--pool": "pool",
+    "-c": "concurrency",
+    "--concurrency": "concurrency",
+    "--autoscale": "concurrency",
+    "-Q": "queues",
+    "--queues": "queues",
+    "-l": "loglevel",
+    "--loglevel": "loglevel",
+    "-n": "node_name",
+    "--hostname": "node_name",
+    "--max-memory-per-child": "max_memory_per_child",
+    "--max-tasks-per-child": "max_tasks_per_child",
+    "--prefetch-multiplier": "prefetch_multiplier",
+    "--time-limit": "time_limit",
+    "--soft-time-limit": "soft_time_limit",
+}
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": KIB, "kb": KIB, "kib": KIB,
+    "m": MIB, "mb": MIB, "mib": MIB,
+    "g": GIB, "gb": GIB, "gib": GIB,
+}
+# A supervisor/Python %-expansion such as %(program_name)s or %(process_num)02d.
+_EXPANSION_RE = re.compile(r"%\((\w+)\)([#0 +-]*\d*(?:\.\d+)?[sdiouxXeEfFgGcr])")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+class WorkerFlagsError(Exception):
+    """Bad input for the worker flag planner; the message says what to change."""
+
+
+# ---------------------------------------------------------------------------------------------
+# sizes
+# ---------------------------------------------------------------------------------------------
+
+def parse_size(value, what="size"):
+    """Parse a size like supervisor's ``byte_size`` into bytes.
+
+    ``KB``/``MB``/``GB`` are 1024 multiples and case-insensitive, plain integers are bytes.
+    ``KiB``/``MiB``/``GiB``, ``K``/``M``/``G`` and ``B`` are accepted too, as are decimals
+    (``1.5GB``); the result is rounded down to whole bytes.
+    """
+    if isinstance(value, bool) or value is None:
+        raise WorkerFlagsError(
+            "%s: %r is not a size; write it like 256MB, 262144KB or 1GB" % (what, value))
+    if isinstance(value, int):
+        if value < 0:
+            raise WorkerFlagsError("%s: %r must not be negative" % (what, value))
+        return value
+    match = _SIZE_RE.match(str(value))
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise WorkerFlagsError(
+            "%s: cannot parse %r as a size; write a number with an optional unit "
+            "B, KB, MB, GB (1024 multiples; KiB/MiB/GiB and K/M/G also accepted), e.g. 256MB"
+            % (what, value))
+    number, unit = match.group(1), match.group(2).lower()
+    mult = _SIZE_UNITS[unit]
+    if "." in number:
+        return int(float(number) * mult)
+    return int(number) * mult
+
+
+def format_size(nbytes):
+    """Format bytes the way supervisor/memmon read them back: ``512MB``, ``1GB``, ``1536KB``."""
+    nbytes = int(nbytes)
+    for unit, mult in (("GB", GIB), ("MB", MIB), ("KB", KIB)):
+        if nbytes and nbytes % mult == 0:
+            return "%d%s" % (nbytes // mult, unit)
+    return str(nbytes)
+
+
+def human_size(nbytes):
+    """Readable (approximate) size for messages, e.g. ``121.0 MiB``."""
+    nbytes = float(nbytes)
+    if nbytes >= GIB:
+        return "%.1f GiB" % (nbytes / GIB)
+    return "%.1f MiB" % (nbytes / MIB)
+
+
+def size_to_kib(nbytes):
+    """Celery's --max-memory-per-child takes KiB."""
+    return int(nbytes) // KIB
+
+
+def baseline_headroom(baseline):
+    """Headroom required above a measured baseline: max(25 %, 64 MiB)."""
+    return max(int(baseline * HEADROOM_FRACTION), HEADROOM_MIN)
+
+
+# ---------------------------------------------------------------------------------------------
+# supervisor expansions / quoting
+# ---------------------------------------------------------------------------------------------
+
+def supervisor_escape(arg):
+    """Escape ``%`` for supervisor's command expansion, keeping ``%(name)s``-style expansions."""
+    out = []
+    pos = 0
+    for match in _EXPANSION_RE.finditer(arg):
+        out.append(arg[pos:match.start()].replace("%", "%%"))
+        out.append(match.group(0))
+        pos = match.end()
+    out.append(arg[pos:].replace("%", "%%"))
+    return "".join(out)
+
+
+def build_command(argv):
+    """Supervisor-ready ``command=`` value: %-escaped, then shell-quoted (supervisor shlex-splits)."""
+    return " ".join(shlex.quote(supervisor_escape(a)) for a in argv)
+
+
+def expand_process_names(program_name, process_name=DEFAULT_PROCESS_NAME, numprocs=1,
+                         numprocs_start=0, group_name=None):
+    """Real supervisor process names, e.g. ``['worker_00']``.
+
+    Supervisor expands ``process_name`` with program_name, process_num, group_name (the
+    ``[group:x]`` name when the program belongs to a heterogeneous group, else the program name)
+    and numprocs; process_num runs from numprocs_start.
+    """
+    if numprocs > 1 and "%(process_num)" not in process_name:
+        raise WorkerFlagsError(
+            "worker %s: process_name %r must contain %%(process_num) when numprocs > 1 "
+            "(supervisor refuses it otherwise); use e.g. %s"
+            % (program_name, process_name, DEFAULT_PROCESS_NAME))
+    names = []
+    for num in range(numprocs_start, numprocs_start + numprocs):
+        expansions = {
+            "program_name": program_name,
+            "process_num": num,
+            "group_name": group_name or program_name,
+            "numprocs": numprocs,
+        }
+        try:
+            names.append(process_name % expansions)
+        except KeyError as exc:
+            raise WorkerFlagsError(
+                "worker %s: process_name %r uses %%(%s)s which cannot be expanded here; "
+                "only program_name, process_num, group_name and numprocs are supported"
+                % (program_name, process_name, exc.args[0]))
+        except (ValueError, TypeError) as exc:
+            raise WorkerFlagsError(
+                "worker %s: process_name %r is not a valid supervisor expression (%s); "
+                "use e.g. %s" % (program_name, process_name, exc, DEFAULT_PROCESS_NAME))
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# validation helpers
+# ---------------------------------------------------------------------------------------------
+
+def _int_option(worker, key, minimum, name):
+    value = worker.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise WorkerFlagsError("worker %s: %s must be an integer, got %r" % (name, key, value))
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise WorkerFlagsError("worker %s: %s must be an integer, got %r" % (name, key, value))
+    if value < minimum:
+        raise WorkerFlagsError(
+            "worker %s: %s must be at least %d, got %d" % (name, key, minimum, value))
+    return value
+
+
+def parse_concurrency(value, name="worker"):
+    """Return ``None`` for auto, else a positive int."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise WorkerFlagsError(
+            "worker %s: concurrency must be 'auto' or an integer >= 1, got %r" % (name, value))
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise WorkerFlagsError(
+            "worker %s: concurrency must be 'auto' or an integer >= 1, got %r" % (name, value))
+    if number < 1:
+        raise WorkerFlagsError(
+            "worker %s: concurrency must be at least 1, got %d; use 'auto' or a positive number"
+            % (name, number))
+    return number
+
+
+def check_extra_args(extra_args, name="worker"):
+    """Split extra_args (each item shell-split) and refuse flags the module manages."""
+    argv = []
+    for item in extra_args or []:
+        if not isinstance(item, str):
+            raise WorkerFlagsError(
+                "worker %s: extra_args items must be strings, got %r" % (name, item))
+        try:
+            tokens = shlex.split(item)
+        except ValueError as exc:
+            raise WorkerFlagsError(
+                "worker %s: extra_args item %r cannot be split (%s); fix the quoting"
+                % (name, item, exc))
+        for token in tokens:
+            if token.startswith("--"):
+                flag = token.split("=", 1)[0]
+            elif token.startswith("-") and len(token) >= 2:
+                flag = token[:2]
+            else:
+                continue
+            if flag in MANAGED_FLAGS:
+                raise WorkerFlagsError(
+                    "worker %s: extra_args must not contain %s (from %r); it is managed by the "
+                    "module: set the worker option %s instead"
+                    % (name, flag, item, MANAGED_FLAGS[flag]))
+        argv.extend(tokens)
+    return argv
+
+
+def _check_name(value, what, name):
+    if not isinstance(value, str) or not value or not _NAME_RE.match(value):
+        raise WorkerFlagsError(
+            "worker %s: %s %r must be a non-empty name of letters, digits, '_', '.' or '-'"
+            % (name, what, value))
+
+
+# ---------------------------------------------------------------------------------------------
+# per-worker resolution (before budgets)
+# ---------------------------------------------------------------------------------------------
+
+def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
+                     baseline_headroom_action="error"):
+    """Validate one worker dict and resolve everything that does not depend on budgets.
+
+    Returns a dict with private keys used by :func:`plan_workers`.
+    """
+    if not isinstance(raw, dict):
+        raise WorkerFlagsError("each item of workers must be a dict, got %r" % (raw,))
+    worker = dict(WORKER_DEFAULTS)
+    worker.update(dict((k, v) for k, v in raw.items() if v is not None))
+    unknown = sorted(set(raw) - set(WORKER_DEFAULTS))
+    if unknown:
+        raise WorkerFlagsError(
+            "worker %s: unknown option(s) %s; valid options are %s"
+            % (raw.get("name"), ", ".join(unknown), ", ".join(sorted(WORKER_DEFAULTS))))
+
+    name = worker["name"]
+    if not name:
+        raise WorkerFlagsError("every worker needs a name (the supervisor program name)")
+    _check_name(name, "name", name)
+    _check_name(worker["app"], "app", name)
+    if worker["group_name"] is not None:
+        _check_name(worker["group_name"], "group_name", name)
+    if not worker["celery_bin"] or not isinstance(worker["celery_bin"], str):
+        raise WorkerFlagsError("worker %s: celery_bin must be a path such as "
+                               "/home/allianceserver/venv/auth/bin/celery" % name)
+
+    warnings = []
+    explain = []
+
+    pool = str(worker["pool"]).lower()
+    if pool not in POOLS:
+        raise WorkerFlagsError(
+            "worker %s: unknown pool %r; use one of %s" % (name, worker["pool"], ", ".join(POOLS)))
+    workload = str(worker["workload"]).lower()
+    if workload not in WORKLOADS:
+        raise WorkerFlagsError(
+            "worker %s: unknown workload %r; use one of %s"
+            % (name, worker["workload"], ", ".join(WORKLOADS)))
+    loglevel = str(worker["loglevel"]).lower()
+    if loglevel not in LOGLEVELS:
+        raise WorkerFlagsError(
+            "worker %s: unknown loglevel %r; use one of %s (the guide uses info)"
+            % (name, worker["loglevel"], ", ".join(LOGLEVELS)))
+
+    concurrency = parse_concurrency(worker["concurrency"], name)
+    single = bool(worker["single_threaded"])
+    beat = bool(worker["beat"])
+    numprocs = _int_option(worker, "numprocs", 1, name)
+    numprocs_start = _int_option(worker, "numprocs_start", 0, name)
+    max_tasks = _int_option(worker, "max_tasks_per_child", 1, name)
+    prefetch = _int_option(worker, "prefetch_multiplier", 0, name)
+    time_limit = _int_option(worker, "time_limit", 1, name)
+    soft_time_limit = _int_option(worker, "soft_time_limit", 1, name)
+    stopwaitsecs = _int_option(worker, "stopwaitsecs", 0, name)
+
+    queues = worker["queues"] or []
+    if isinstance(queues, str):
+        queues = [q.strip() for q in queues.split(",")]
+    for queue in queues:
+        if not isinstance(queue, str) or not queue or "," in queue or " " in queue:
+            raise WorkerFlagsError(
+                "worker %s: queue %r is invalid; give queues as a list of names without "
+                "commas or spaces" % (name, queue))
+
+    extra_argv = check_extra_args(worker["extra_args"], name)
+
+    def size(key):
+        if worker[key] is None:
+            return None
+        return parse_size(worker[key], "worker %s: %s" % (name, key))
+
+    max_mem = size("max_memory_per_child")
+    memory_limit = size("memory_limit")
+    baseline = size("memory_baseline")
+
+    if beat:
+        for key in ("queues", "max_memory_per_child", "max_tasks_per_child", "prefetch_multiplier",
+                    "time_limit", "soft_time_limit"):
+            if raw.get(key) not in (None, [], ""):
+                raise WorkerFlagsError(
+                    "worker %s: %s does not apply to a beat program; remove it or set beat: false"
+                    % (name, key))
+        if pool != "auto" or concurrency is not None or single:
+            raise WorkerFlagsError(
+                "worker %s: pool, concurrency and single_threaded do not apply to a beat "
+                "program; leave them at their defaults or set beat: false" % name)
+        if numprocs != 1:
+            raise WorkerFlagsError(
+                "worker %s: a beat program must run exactly one process (numprocs: 1), "
+                "otherwise every periodic task is sent several times" % name)
+
+    # ---- pool -------------------------------------------------------------------------------
+    if beat:
+        pool = None
+        explain.append("beat program: runs the Celery beat scheduler, no pool or concurrency")
+    elif pool == "auto":
+        if single:
+            pool = "prefork"
+            explain.append(
+                "pool=prefork: auto with single_threaded runs prefork with one child so "
+                "--max-memory-per-child and --max-tasks-per-child keep working")
+        else:
+            pool = WORKLOAD_POOLS[workload]
+            reason = {
+                "io": "workload io (ESI HTTP calls, DB updates): gevent runs many I/O-bound "
+                      "tasks per process cheaply",
+                "cpu": "workload cpu: prefork runs one process per core, free of the GIL",
+                "mixed": "workload mixed: threads (Auth 5.x's stock pool) overlap I/O without "
+                         "extra packages",
+            }[workload]
+            explain.append("pool=%s: auto from %s" % (pool, reason))
+    else:
+        explain.append("pool=%s: given" % pool)
+
+    # ---- fixed concurrency ---------------------------------------------------------------------
+    fixed = concurrency
+    if beat:
+        fixed = 1
+    elif single:
+        if concurrency is not None and concurrency > 1:
+            raise WorkerFlagsError(
+                "worker %s: single_threaded needs concurrency 1 (or auto), got %d; the services "
+                "queue breaks (Discord role sync) with more than one task at a time"
+                % (name, concurrency))
+        fixed = 1
+        explain.append("concurrency=1: single_threaded runs one task at a time")
+    elif pool == "solo":
+        if concurrency is not None and concurrency > 1:
+            raise WorkerFlagsError(
+                "worker %s: the solo pool always runs one task at a time; remove concurrency %d "
+                "or choose another pool" % (name, concurrency))
+        fixed = 1
+        explain.append("concurrency=1: the solo pool runs one task at a time in the main process")
+    elif concurrency is not None:
+        explain.append("concurrency=%d: given" % concurrency)
+
+    if not beat and not single and queues and "services" in queues:
+        warnings.append(
+            "queue services must run one task at a time (Discord role sync breaks otherwise); "
+            "set single_threaded: true")
+
+    # ---- time limits / stop safety ---------------------------------------------------------
+    if time_limit is not None and soft_time_limit is not None and soft_time_limit >= time_limit:
+        raise WorkerFlagsError(
+            "worker %s: soft_time_limit (%d) must be lower than time_limit (%d) so tasks get "
+            "SoftTimeLimitExceeded before they are killed" % (name, soft_time_limit, time_limit))
+    stop_recommended = stopwaitsecs
+    if not beat:
+        if time_limit is not None:
+            needed = time_limit + STOP_MARGIN
+            stop_recommended = max(stopwaitsecs, needed)
+            if stopwaitsecs < needed:
+                warnings.append(
+                    "stopwaitsecs %d is not above the hard time_limit %d (+%ds margin): supervisor "
+                    "kills the worker while tasks may still run and they are lost; set "
+                    "stopwaitsecs to at least %d" % (stopwaitsecs, time_limit, STOP_MARGIN, needed))
+                explain.append(
+                    "stopwaitsecs_recommended=%d: time_limit %d + %ds so running tasks finish or "
+                    "hit the hard limit before supervisor sends SIGKILL"
+                    % (needed, time_limit, STOP_MARGIN))
+            else:
+                explain.append(
+                    "stopwaitsecs=%d is above time_limit %d + %ds: a stop waits for running tasks"
+                    % (stopwaitsecs, time_limit, STOP_MARGIN))
+        else:
+            explain.append(
+                "no hard time_limit: a task running longer than stopwaitsecs=%d is lost when "
+                "supervisor stops the worker" % stopwaitsecs)
+
+    # ---- memory protection -----------------------------------------------------------------
+    honours_flags = pool in MEMORY_FLAG_POOLS
+    celery_max_mem = None
+    celery_max_tasks = None
+    memmon = None
+    if honours_flags:
+        celery_max_mem = max_mem
+        celery_max_tasks = max_tasks
+        if max_mem is not None:
+            explain.append(
+                "--max-memory-per-child=%d: %s in KiB (Celery replaces a child after the task "
+                "that crossed it)" % (size_to_kib(max_mem), format_size(max_mem)))
+        if max_tasks is not None:
+            explain.append("--max-tasks-per-child=%d: given" % max_tasks)
+        if memory_limit is not None:
+            memmon = memory_limit
+            explain.append(
+                "memmon limit %s: memory_limit given; memmon measures the main process only "
+                "unless run with --cumulative" % format_size(memory_limit))
+    elif not beat:
+        ignored = []
+        if max_mem is not None:
+            ignored.append("max_memory_per_child")
+        if max_tasks is not None:
+            ignored.append("max_tasks_per_child")
+        if ignored:
+            if strict:
+                raise WorkerFlagsError(
+                    "worker %s: %s do(es) nothing with pool %s (Celery honours them for prefork "
+                    "only); use memory_limit (a memmon limit) instead, switch to pool prefork, or "
+                    "set strict: false" % (name, " and ".join(ignored), pool))
+            warnings.append(
+                "%s ignored by Celery with pool %s: not passed to Celery%s"
+                % (" and ".join(ignored), pool,
+                   "; used as the memmon limit instead" if max_mem is not None and
+                   memory_limit is None else ""))
+        if memory_limit is not None:
+            memmon = memory_limit
+            explain.append("memmon limit %s: memory_limit given (pool %s ignores Celery's memory "
+                           "flags)" % (format_size(memory_limit), pool))
+            if max_mem is not None and max_mem != memory_limit:
+                warnings.append("both memory_limit and max_memory_per_child given; memmon uses "
+                                "memory_limit %s" % format_size(memory_limit))
+        elif max_mem is not None:
+            memmon = max_mem
+            explain.append("memmon limit %s: from max_memory_per_child (pool %s ignores Celery's "
+                           "memory flags)" % (format_size(max_mem), pool))
+    elif memory_limit is not None:
+        memmon = memory_limit
+        explain.append("memmon limit %s: memory_limit given" % format_size(memory_limit))
+
+    if max_mem is None and memmon is None and max_tasks is None and not beat:
+        explain.append("no memory protection set: consider max_memory_per_child (prefork) or "
+                       "memory_limit (memmon)")
+
+    for label, limit in (("max_memory_per_child", celery_max_mem), ("memory limit", memmon)):
+        if limit is None:
+            continue
+        _check_limit(name, label, limit, baseline, allow_small_memory_limit,
+                     baseline_headroom_action, warnings, explain)
+
+    # ---- process names / node name -----------------------------------------------------------
+    process_names = expand_process_names(
+        name, worker["process_name"], numprocs, numprocs_start, worker["group_name"])
+    node_name = worker["node_name"]
+    if node_name and numprocs > 1 and "%(process_num)" not in node_name and "%i" not in node_name \
+            and "%I" not in node_name:
+        warnings.append(
+            "node_name %r is the same for all %d processes; Celery warns about duplicate node "
+            "names; include %%(process_num)02d" % (node_name, numprocs))
+
+    return {
+        "name": name,
+        "app": worker["app"],
+        "celery_bin": worker["celery_bin"],
+        "beat": beat,
+        "pool": pool,
+        "workload": workload,
+        "loglevel": loglevel,
+        "queues": list(queues),
+        "single_threaded": single,
+        "numprocs": numprocs,
+        "numprocs_start": numprocs_start,
+        "process_names": process_names,
+        "node_name": node_name,
+        "prefetch_multiplier": prefetch,
+        "time_limit": time_limit,
+        "soft_time_limit": soft_time_limit,
+        "stopwaitsecs": stopwaitsecs,
+        "stopwaitsecs_recommended": stop_recommended,
+        "max_memory_per_child": celery_max_mem,
+        "max_tasks_per_child": celery_max_tasks,
+        "memmon_limit": memmon,
+        "memory_baseline": baseline,
+        "extra_argv": extra_argv,
+        "concurrency_given": concurrency,
+        "fixed_concurrency": fixed,
+        "warnings": warnings,
+        "explain": explain,
+    }
+
+
+def _check_limit(name, label, limit, baseline, allow_small, headroom_action, warnings, explain):
+    if limit < MIN_MEMORY_LIMIT:
+        if not allow_small:
+            raise WorkerFlagsError(
+                "worker %s: %s %s is below 128MB; a fresh Auth worker already uses about "
+                "100-120 MiB so it would restart in a loop. Raise it (e.g. 256MB) or set "
+                "allow_small_memory_limit: true" % (name, label, format_size(limit)))
+        warnings.append("%s %s is below 128MB (allowed by allow_small_memory_limit)"
+                        % (label, format_size(limit)))
+    if baseline is not None:
+        headroom = baseline_headroom(baseline)
+        needed = baseline + headroom
+        if limit < needed:
+            msg = ("%s %s is below memory_baseline %s plus headroom %s (max of 25%% and 64 MiB) "
+                   "= %s; the worker would restart in a loop. Raise the limit to at least %s"
+                   % (label, format_size(limit), human_size(baseline), human_size(headroom),
+                      human_size(needed), format_size(_round_up_mib(needed))))
+            if headroom_action == "error":
+                raise WorkerFlagsError("worker %s: %s, or set baseline_headroom_action: warn"
+                                       % (name, msg))
+            warnings.append(msg)
+        else:
+            explain.append("%s %s leaves at least %s above memory_baseline %s"
+                           % (label, format_size(limit), human_size(headroom),
+                              human_size(baseline)))
+    elif limit < STOCK_BASELINE + HEADROOM_MIN:
+        warnings.append(
+            "%s %s is close to a stock Auth 5.5 worker's RSS (up to ~121 MiB) and may restart in "
+            "a loop; measure the worker and set memory_baseline, or raise the limit"
+            % (label, format_size(limit)))
+
+
+def _round_up_mib(nbytes):
+    return -(-int(nbytes) // MIB) * MIB
+
+
+# ---------------------------------------------------------------------------------------------
+# budgets
+# ---------------------------------------------------------------------------------------------
+
+def default_concurrency(pool, cpu_count):
+    """Concurrency used for ``auto`` before budgets are applied."""
+    if pool == "prefork":
+        return max(1, int(cpu_count))
+    if pool in ("gevent", "eventlet"):
+        return DEFAULT_GREEN_CONCURRENCY
+    if pool == "threads":
+        return DEFAULT_THREADS_CONCURRENCY
+    return 1
+
+
+def _per_slot_memory(w):
+    """Memory one prefork child may use: its max-memory-per-child, else the baseline."""
+    return w["max_memory_per_child"] or w["memory_baseline"] or DEFAULT_BASELINE
+
+
+def memory_estimate(w, concurrency):
+    """Estimated RSS of all processes of one program.
+
+    prefork: numprocs x (parent baseline + concurrency x (max_memory_per_child or baseline));
+    other pools and beat: numprocs x (memmon limit or baseline).  The baseline is memory_baseline
+    or 128 MiB.
+    """
+    baseline = w["memory_baseline"] or DEFAULT_BASELINE
+    if w["pool"] == "prefork":
+        per_proc = baseline + concurrency * _per_slot_memory(w)
+    else:
+        per_proc = w["memmon_limit"] or baseline
+    return w["numprocs"] * per_proc
+
+
+def db_connections(w, concurrency):
+    """Every pool slot (prefork child, thread, greenlet) may hold one DB connection."""
+    return w["numprocs"] * concurrency
+
+
+def _scale(desired, weights, available):
+    """Scale desired values down proportionally so sum(c*weight) <= available (min 1 each)."""
+    total = sum(d * wt for d, wt in zip(desired, weights))
+    if total <= available:
+        return list(desired)
+    return [max(1, (d * max(available, 0)) // total) for d in desired]
+
+
+def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT_MEMORY_BUDGET_PERCENT,
+                 db_connection_budget=DEFAULT_DB_CONNECTION_BUDGET, allow_small_memory_limit=False,
+                 baseline_headroom_action="error", strict=False, cpu_source="parameter",
+                 memory_source="parameter"):
+    """Compute flags for all workers.  Raises WorkerFlagsError before returning anything."""
+    if isinstance(workers, dict):
+        workers = [workers]
+    if not workers:
+        raise WorkerFlagsError("workers is empty; give at least one worker program")
+    if isinstance(cpu_count, bool) or not isinstance(cpu_count, int) or cpu_count < 1:
+        raise WorkerFlagsError("cpu_count must be an integer >= 1, got %r" % (cpu_count,))
+    memory_total = parse_size(memory_total, "memory_total")
+    if memory_total < MIB:
+        raise WorkerFlagsError("memory_total %r is implausibly small; give it with a unit, e.g. 8GB"
+                               % (memory_total,))
+    if isinstance(memory_budget_percent, bool) or not isinstance(memory_budget_percent, int) \
+            or not 1 <= memory_budget_percent <= 100:
+        raise WorkerFlagsError("memory_budget_percent must be an integer from 1 to 100, got %r"
+                               % (memory_budget_percent,))
+    if isinstance(db_connection_budget, bool) or not isinstance(db_connection_budget, int) \
+            or db_connection_budget < 1:
+        raise WorkerFlagsError("db_connection_budget must be an integer >= 1, got %r"
+                               % (db_connection_budget,))
+    if baseline_headroom_action not in HEADROOM_ACTIONS:
+        raise WorkerFlagsError("baseline_headroom_action must be one of %s, got %r"
+                               % (", ".join(HEADROOM_ACTIONS), baseline_headroom_action))
+
+    plans = [normalize_worker(w, strict, allow_small_memory_limit, baseline_headroom_action)
+             for w in workers]
+
+    seen = {}
+    for p in plans:
+        if p["name"] in seen:
+            raise WorkerFlagsError("worker name %s is given twice; program names must be unique"
+                                   % p["name"])
+        seen[p["name"]] = True
+    owners = {}
+    for p in plans:
+        for proc in p["process_names"]:
+            if proc in owners:
+                raise WorkerFlagsError(
+                    "process name %s is produced by both %s and %s; change process_name, "
+                    "group_name or numprocs_start" % (proc, owners[proc], p["name"]))
+            owners[proc] = p["name"]
+
+    mem_budget = memory_total * memory_budget_percent // 100
+
+    fixed = [p for p in plans if p["fixed_concurrency"] is not None]
+    auto = [p for p in plans if p["fixed_concurrency"] is None]
+
+    fixed_conns = sum(db_connections(p, p["fixed_concurrency"]) for p in fixed)
+    if fixed_conns > db_connection_budget:
+        detail = ", ".join("%s=%d" % (p["name"], db_connections(p, p["fixed_concurrency"]))
+                           for p in fixed)
+        raise WorkerFlagsError(
+            "the given concurrency needs %d DB connections (%s) but db_connection_budget is %d "
+            "(MariaDB's default max_connections is 151); lower concurrency or raise "
+            "db_connection_budget together with max_connections"
+            % (fixed_conns, detail, db_connection_budget))
+    fixed_mem = sum(memory_estimate(p, p["fixed_concurrency"]) for p in fixed)
+    if fixed_mem > mem_budget:
+        detail = ", ".join("%s=%s" % (p["name"], human_size(memory_estimate(p, p["fixed_concurrency"])))
+                           for p in fixed)
+        raise WorkerFlagsError(
+            "the given settings need about %s of memory (%s) but the budget is %s (%d%% of %s); "
+            "lower concurrency or the memory limits, or raise memory_budget_percent"
+            % (human_size(fixed_mem), detail, human_size(mem_budget), memory_budget_percent,
+               human_size(memory_total)))
+
+    # auto concurrency: desired values scaled to the remaining DB and memory budget
+    desired = [default_concurrency(p["pool"], cpu_count) for p in auto]
+    db_caps = _scale(desired, [p["numprocs"] for p in auto], db_connection_budget - fixed_conns)
+
+    prefork_idx = [i for i, p in enumerate(auto) if p["pool"] == "prefork"]
+    mem_available = mem_budget - fixed_mem
+    for i, p in enumerate(auto):
+        if p["pool"] == "prefork":
+            mem_available -= p["numprocs"] * (p["memory_baseline"] or DEFAULT_BASELINE)
+        else:
+            mem_available -= memory_estimate(p, desired[i])
+    mem_caps = list(desired)
+    if prefork_idx:
+        scaled = _scale([desired[i] for i in prefork_idx],
+                        [auto[i]["numprocs"] * _per_slot_memory(auto[i]) for i in prefork_idx],
+                        mem_available)
+        for i, value in zip(prefork_idx, scaled):
+            mem_caps[i] = value
+
+    for i, p in enumerate(auto):
+        value = min(desired[i], db_caps[i], mem_caps[i])
+        p["concurrency"] = value
+        base = {
+            "prefork": "one process per CPU (%d CPUs)" % cpu_count,
+            "gevent": "the guide's conservative start for gevent",
+            "eventlet": "the guide's conservative start for green pools",
+            "threads": "Auth 5.x's stock threads concurrency",
+        }.get(p["pool"], "default")
+        p["explain"].append("concurrency=%d: auto, %s is %d" % (value, base, desired[i]))
+        if value < desired[i] and db_caps[i] == value:
+            p["explain"].append(
+                "concurrency capped from %d to %d by the DB connection budget (%d connections, "
+                "%d used by workers with fixed concurrency, auto values scaled proportionally)"
+                % (desired[i], value, db_connection_budget, fixed_conns))
+        if value < desired[i] and mem_caps[i] == value:
+            p["explain"].append(
+                "concurrency capped from %d to %d so concurrency x %s per child fits the memory "
+                "budget %s (%d%% of %s)"
+                % (desired[i], value, human_size(_per_slot_memory(p)), human_size(mem_budget),
+                   memory_budget_percent, human_size(memory_total)))
+    for p in fixed:
+        p["concurrency"] = p["fixed_concurrency"]
+
+    total_conns = sum(db_connections(p, p["concurrency"]) for p in plans)
+    total_mem = sum(memory_estimate(p, p["concurrency"]) for p in plans)
+    if total_conns > db_connection_budget:
+        raise WorkerFlagsError(
+            "even with auto concurrency reduced to 1 the workers need %d DB connections but "
+            "db_connection_budget is %d; lower the fixed concurrency values or raise "
+            "db_connection_budget" % (total_conns, db_connection_budget))
+    if total_mem > mem_budget:
+        raise WorkerFlagsError(
+            "even with auto concurrency reduced to 1 the workers need about %s but the memory "
+            "budget is %s (%d%% of %s); lower memory limits or numprocs, or raise "
+            "memory_budget_percent" % (human_size(total_mem), human_size(mem_budget),
+                                       memory_budget_percent, human_size(memory_total)))
+
+    results = [_render(p) for p in plans]
+    packages = sorted(set(pkg for r in results for pkg in r["packages"]))
+    memmon_limits = {}
+    for r in results:
+        memmon_limits.update(r["memmon_limits"])
+    warnings = ["%s: %s" % (r["name"], w) for r in results for w in r["warnings"]]
+    return {
+        "workers": results,
+        "packages": packages,
+        "memmon_limits": memmon_limits,
+        "host": {
+            "cpu_count": cpu_count,
+            "cpu_count_source": cpu_source,
+            "memory_bytes": memory_total,
+            "memory_source": memory_source,
+        },
+        "budget": {
+            "memory_budget_percent": memory_budget_percent,
+            "memory_budget_bytes": mem_budget,
+            "memory_estimate_bytes": total_mem,
+            "db_connection_budget": db_connection_budget,
+            "db_connections": total_conns,
+        },
+        "warnings": warnings,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# argv
+# ---------------------------------------------------------------------------------------------
+
+def build_argv(p):
+    """argv for one resolved worker (see :func:`plan_workers`)."""
+    argv = [p["celery_bin"], "-A", p["app"]]
+    if p["beat"]:
+        argv += ["beat", "--loglevel=%s" % p["loglevel"]]
+        return argv + list(p["extra_argv"])
+    argv += ["worker", "--loglevel=%s" % p["loglevel"], "--pool=%s" % p["pool"]]
+    if p["pool"] != "solo":
+        argv.append("--concurrency=%d" % p["concurrency"])
+    if p["node_name"]:
+        argv.append("--hostname=%s" % p["node_name"])
+    if p["queues"]:
+        argv.append("--queues=%s" % ",".join(p["queues"]))
+    if p["prefetch_multiplier"] is not None:
+        argv.append("--prefetch-multiplier=%d" % p["prefetch_multiplier"])
+    if p["time_limit"] is not None:
+        argv.append("--time-limit=%d" % p["time_limit"])
+    if p["soft_time_limit"] is not None:
+        argv.append("--soft-time-limit=%d" % p["soft_time_limit"])
+    if p["max_memory_per_child"] is not None:
+        argv.append("--max-memory-per-child=%d" % size_to_kib(p["max_memory_per_child"]))
+    if p["max_tasks_per_child"] is not None:
+        argv.append("--max-tasks-per-child=%d" % p["max_tasks_per_child"])
+    return argv + list(p["extra_argv"])
+
+
+def _render(p):
+    argv = build_argv(p)
+    memmon_limits = {}
+    if p["memmon_limit"] is not None:
+        for proc in p["process_names"]:
+            memmon_limits[proc] = format_size(p["memmon_limit"])
+    if p["prefetch_multiplier"] == 0:
+        p["warnings"].append("prefetch_multiplier 0 lets the worker prefetch without limit")
+    if p["pool"] == "eventlet":
+        p["warnings"].append("eventlet is no longer actively developed; prefer pool gevent")
+    packages = list(POOL_PACKAGES.get(p["pool"], []))
+    if packages:
+        p["explain"].append("packages %s: pool %s needs them installed in the Celery venv"
+                            % (", ".join(packages), p["pool"]))
+    return {
+        "name": p["name"],
+        "argv": argv,
+        "command": build_command(argv),
+        "beat": p["beat"],
+        "pool": p["pool"],
+        "concurrency": p["concurrency"],
+        "loglevel": p["loglevel"],
+        "queues": p["queues"],
+        "node_name": p["node_name"],
+        "single_threaded": p["single_threaded"],
+        "process_names": p["process_names"],
+        "max_memory_per_child_kib": (size_to_kib(p["max_memory_per_child"])
+                                     if p["max_memory_per_child"] is not None else None),
+        "max_tasks_per_child": p["max_tasks_per_child"],
+        "prefetch_multiplier": p["prefetch_multiplier"],
+        "time_limit": p["time_limit"],
+        "soft_time_limit": p["soft_time_limit"],
+        "stopwaitsecs": p["stopwaitsecs"],
+        "stopwaitsecs_recommended": p["stopwaitsecs_recommended"],
+        "memmon_limits": memmon_limits,
+        "packages": packages,
+        "memory_estimate_bytes": memory_estimate(p, p["concurrency"]),
+        "db_connections": db_connections(p, p["concurrency"]),
+        "warnings": list(p["warnings"]),
+        "explain": list(p["explain"]),
+    }

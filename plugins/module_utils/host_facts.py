@@ -1,0 +1,233 @@
+# -*- coding: utf-8 -*-
+# Copyright: authops.celery_tuning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""CPU count and memory of the host, cgroup and CPU-affinity aware.
+
+Every reader takes ``root`` (the filesystem root, ``/`` on a real host) so tests can point it at
+a temporary directory.  Limits are looked up for this process's own cgroup and each of its
+ancestors (the effective limit is the smallest one on the path), for cgroup v2
+(``cpu.max``, ``memory.max``) and v1 (``cpu.cfs_quota_us``/``cpu.cfs_period_us``,
+``memory.limit_in_bytes``).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import math
+import os
+
+CGROUP_MOUNT = "sys/fs/cgroup"
+V1_CPU_DIRS = ("cpu,cpuacct", "cpu", "cpuacct,cpu")
+V1_MEMORY_DIRS = ("memory",)
+
+
+def _path(root, *parts):
+    return os.path.join(root, *[p.lstrip("/") for p in parts])
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def read_self_cgroups(root="/"):
+    """Parse ``/proc/self/cgroup`` into ``{controller: path}``; cgroup v2's entry is key ``''``."""
+    text = _read(_path(root, "proc/self/cgroup"))
+    result = {}
+    if not text:
+        return result
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        controllers, path = parts[1], parts[2]
+        if controllers == "":
+            result[""] = path
+        for controller in controllers.split(","):
+            if controller:
+                result[controller] = path
+    return result
+
+
+def _candidate_dirs(base, cgroup_path):
+    """``base/cgroup_path`` and each ancestor up to ``base`` itself (deepest first)."""
+    dirs = []
+    path = (cgroup_path or "/").strip("/")
+    while True:
+        candidate = os.path.join(base, path) if path else base
+        if candidate not in dirs:
+            dirs.append(candidate)
+        if not path:
+            break
+        path = os.path.dirname(path)
+    return dirs
+
+
+def is_cgroup_v2(root="/"):
+    return os.path.exists(_path(root, CGROUP_MOUNT, "cgroup.controllers"))
+
+
+def cgroup_cpu_limit(root="/"):
+    """CPU quota in (fractional) CPUs, or ``(None, None)`` when unlimited/unknown."""
+    cgroups = read_self_cgroups(root)
+    mount = _path(root, CGROUP_MOUNT)
+    best = None
+    if is_cgroup_v2(root):
+        for directory in _candidate_dirs(mount, cgroups.get("")):
+            text = _read(os.path.join(directory, "cpu.max"))
+            if not text:
+                continue
+            fields = text.split()
+            if not fields or fields[0] == "max":
+                continue
+            try:
+                quota = int(fields[0])
+                period = int(fields[1]) if len(fields) > 1 else 100000
+            except ValueError:
+                continue
+            if quota > 0 and period > 0:
+                cpus = quota / period
+                best = cpus if best is None else min(best, cpus)
+        return (best, "cgroup v2 cpu.max") if best is not None else (None, None)
+    for sub in V1_CPU_DIRS:
+        base = os.path.join(mount, sub)
+        if not os.path.isdir(base):
+            continue
+        for directory in _candidate_dirs(base, cgroups.get("cpu")):
+            quota = _read(os.path.join(directory, "cpu.cfs_quota_us"))
+            period = _read(os.path.join(directory, "cpu.cfs_period_us"))
+            try:
+                quota, period = int(quota), int(period)
+            except (TypeError, ValueError):
+                continue
+            if quota > 0 and period > 0:
+                cpus = quota / period
+                best = cpus if best is None else min(best, cpus)
+        if best is not None:
+            return best, "cgroup v1 cpu.cfs_quota_us"
+    return None, None
+
+
+def _default_affinity():
+    getter = getattr(os, "sched_getaffinity", None)
+    if getter is None:
+        return None
+    try:
+        return getter(0)
+    except OSError:
+        return None
+
+
+def cpuinfo_count(root="/"):
+    text = _read(_path(root, "proc/cpuinfo"))
+    if not text:
+        return None
+    count = sum(1 for line in text.splitlines() if line.split(":")[0].strip() == "processor")
+    return count or None
+
+
+def cpu_count(root="/", affinity=_default_affinity):
+    """Usable CPUs: affinity (or /proc/cpuinfo, or os.cpu_count) limited by the cgroup quota.
+
+    ``affinity`` is a callable returning the CPU set (``os.sched_getaffinity(0)`` by default);
+    pass ``None`` to skip it.  A fractional quota is rounded up (1.5 CPUs -> 2).
+    Returns ``(count, source)``.
+    """
+    count, source = None, None
+    cpus = affinity() if affinity is not None else None
+    if cpus:
+        count, source = len(cpus), "sched_getaffinity"
+    if count is None:
+        count = cpuinfo_count(root)
+        source = "/proc/cpuinfo" if count else None
+    if count is None:
+        count, source = (os.cpu_count() or 1), "os.cpu_count"
+    quota, quota_source = cgroup_cpu_limit(root)
+    if quota is not None:
+        limit = max(1, int(math.ceil(quota)))
+        if limit < count:
+            return limit, quota_source
+    return count, source
+
+
+def meminfo_total(root="/"):
+    """MemTotal from /proc/meminfo in bytes, or None."""
+    text = _read(_path(root, "proc/meminfo"))
+    if not text:
+        return None
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            fields = line.split()
+            try:
+                value = int(fields[1])
+            except (IndexError, ValueError):
+                return None
+            unit = fields[2].lower() if len(fields) > 2 else "b"
+            return value * 1024 if unit == "kb" else value
+    return None
+
+
+def cgroup_memory_limit(root="/"):
+    """Memory limit of this process's cgroup in bytes, or ``(None, None)`` when unlimited."""
+    cgroups = read_self_cgroups(root)
+    mount = _path(root, CGROUP_MOUNT)
+    best = None
+    if is_cgroup_v2(root):
+        for directory in _candidate_dirs(mount, cgroups.get("")):
+            text = _read(os.path.join(directory, "memory.max"))
+            if not text or text == "max":
+                continue
+            try:
+                value = int(text)
+            except ValueError:
+                continue
+            if value > 0:
+                best = value if best is None else min(best, value)
+        return (best, "cgroup v2 memory.max") if best is not None else (None, None)
+    for sub in V1_MEMORY_DIRS:
+        base = os.path.join(mount, sub)
+        if not os.path.isdir(base):
+            continue
+        for directory in _candidate_dirs(base, cgroups.get("memory")):
+            text = _read(os.path.join(directory, "memory.limit_in_bytes"))
+            try:
+                value = int(text)
+            except (TypeError, ValueError):
+                continue
+            # v1 reports "unlimited" as a huge page-aligned number (e.g. 9223372036854771712)
+            if 0 < value < (1 << 62):
+                best = value if best is None else min(best, value)
+        if best is not None:
+            return best, "cgroup v1 memory.limit_in_bytes"
+    return None, None
+
+
+def memory_total(root="/"):
+    """Usable memory in bytes: MemTotal limited by the cgroup memory limit.
+
+    Returns ``(bytes, source)``; ``(None, None)`` when nothing could be read.
+    """
+    total = meminfo_total(root)
+    limit, limit_source = cgroup_memory_limit(root)
+    if limit is not None and (total is None or limit < total):
+        return limit, limit_source
+    if total is not None:
+        return total, "/proc/meminfo MemTotal"
+    return None, None
+
+
+def host_facts(root="/", affinity=_default_affinity):
+    """``{'cpu_count', 'cpu_count_source', 'memory_bytes', 'memory_source'}``."""
+    cpus, cpu_source = cpu_count(root, affinity)
+    mem, mem_source = memory_total(root)
+    return {
+        "cpu_count": cpus,
+        "cpu_count_source": cpu_source,
+        "memory_bytes": mem,
+        "memory_source": mem_source,
+    }

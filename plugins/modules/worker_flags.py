@@ -1,0 +1,608 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: authops.celery_tuning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: worker_flags
+short_description: Compute Celery worker flags for Alliance Auth supervisor programs
+version_added: "0.1.0"
+description:
+  - Computes the Celery command line (argv and a supervisor-ready C(command=) string), the
+    effective settings, the Python packages the pool needs and the superlance memmon limits for
+    one or more Celery worker programs of an Alliance Auth installation.
+  - Reads the CPU count (CPU affinity and cgroup v1/v2 CPU quota aware) and the memory
+    (C(/proc/meminfo) C(MemTotal) limited by the cgroup v1/v2 memory limit) of the target; both
+    can be overridden to plan for another host.
+  - "Auto rules. O(workers[].pool=auto): O(workers[].single_threaded=true) gives C(prefork) with
+    concurrency 1 (not C(solo), so C(--max-memory-per-child) and C(--max-tasks-per-child) keep
+    working); otherwise the workload decides: C(io) -> C(gevent), C(cpu) -> C(prefork),
+    C(mixed) -> C(threads) (the pool of Auth 5.x's stock supervisor.conf, no extra package)."
+  - "O(workers[].concurrency=auto): C(prefork) -> one process per CPU (the guide's advice and Celery's
+    default); C(gevent)/C(eventlet) -> 10 (the guide's conservative start); C(threads) -> 5
+    (Auth 5.x stock); C(solo), single-threaded workers and beat -> 1."
+  - Every pool slot (prefork child, thread, greenlet) may hold one database connection. Auto
+    concurrency values are scaled down proportionally so that the sum over all workers fits
+    O(db_connection_budget), and prefork auto values are scaled down so that concurrency x
+    per-child memory (O(workers[].max_memory_per_child), else the baseline) fits the memory
+    budget. Each cap is reported in the worker's C(explain) list. Explicit concurrency values are
+    never changed; exceeding a budget with them is an error.
+  - "Memory estimate per program: prefork -> numprocs x (baseline + concurrency x
+    (max_memory_per_child or baseline)); other pools and beat -> numprocs x (memmon limit or
+    baseline). The baseline is O(workers[].memory_baseline), else 128 MiB (a stock Auth 5.5
+    worker measured 103-121 MiB RSS)."
+  - Memory protection. Celery honours C(--max-memory-per-child) (in KiB) and
+    C(--max-tasks-per-child) for the C(prefork) pool only. For C(threads), C(gevent),
+    C(eventlet) and C(solo) they are never emitted; the limit (O(workers[].memory_limit), else
+    O(workers[].max_memory_per_child)) is returned in RV(memmon_limits) for superlance memmon,
+    keyed by the real supervisor process names (for example C(worker_00)).
+  - A memory limit below 128MB is an error unless O(allow_small_memory_limit=true). With
+    O(workers[].memory_baseline) a limit below baseline + headroom, where headroom is the larger
+    of 25% of the baseline and 64 MiB, is an error (or a warning with
+    O(baseline_headroom_action=warn)); without a baseline a limit below 185 MiB (121 MiB + 64 MiB)
+    gives a warning.
+  - Stop safety. Supervisor kills a worker that outlives C(stopwaitsecs) and tasks running then
+    are lost. With a hard O(workers[].time_limit) the module returns
+    C(stopwaitsecs_recommended) = max(stopwaitsecs, time_limit + 30) and warns when
+    O(workers[].stopwaitsecs) is lower than time_limit + 30.
+  - All input is validated before anything is computed; errors say what to change.
+  - The module never changes anything on the target.
+author:
+  - authops maintainers (@authops)
+extends_documentation_fragment:
+  - authops.celery_tuning.attributes.INFO_MODULE
+options:
+  workers:
+    description:
+      - The supervisor programs running Celery, for example C(worker) and C(worker_services).
+      - Results are returned in the same order.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description:
+          - Supervisor program name (C([program:<name>])).
+        type: str
+        required: true
+      app:
+        description:
+          - Celery app passed as C(-A).
+        type: str
+        default: myauth
+      celery_bin:
+        description:
+          - Celery executable, normally C(<venv>/bin/celery).
+        type: str
+        default: celery
+      beat:
+        description:
+          - The program runs C(celery -A <app> beat) instead of a worker. Pool, concurrency,
+            queues, Celery memory flags, prefetch and time limits must not be set; numprocs must
+            be 1.
+        type: bool
+        default: false
+      queues:
+        description:
+          - Queues to consume (C(--queues=a,b)). Omit for Celery's default queue.
+        type: list
+        elements: str
+      workload:
+        description:
+          - What the tasks mostly do; used when O(workers[].pool=auto). Auth's tasks are mostly
+            I/O (ESI HTTP calls and database updates).
+        type: str
+        choices: [io, cpu, mixed]
+        default: io
+      pool:
+        description:
+          - Celery execution pool. V(auto) applies the rules in the description.
+          - C(gevent) and C(eventlet) need the package of that name in the virtualenv
+            (see RV(packages)).
+        type: str
+        choices: [auto, prefork, threads, gevent, eventlet, solo]
+        default: auto
+      concurrency:
+        description:
+          - V(auto) or an integer >= 1.
+        type: raw
+        default: auto
+      loglevel:
+        description:
+          - Celery log level, emitted as C(--loglevel=<level>). The guide uses C(info).
+        type: str
+        choices: [debug, info, warning, error, critical, fatal]
+        default: info
+      max_memory_per_child:
+        description:
+          - Size such as C(256MB), C(262144KB) or C(1GB) (supervisor C(byte_size) rules; KB/MB/GB
+            are 1024 multiples, case-insensitive, plain integers are bytes; KiB/MiB/GiB and K/M/G
+            are accepted too).
+          - "C(prefork) pool: emitted as C(--max-memory-per-child=<KiB>) (256MB -> 262144)."
+          - Other pools ignore it; with O(strict=true) that is an error, otherwise a warning and
+            the size becomes the memmon limit (unless O(workers[].memory_limit) is set).
+        type: str
+      max_tasks_per_child:
+        description:
+          - Emitted as C(--max-tasks-per-child=N) for the C(prefork) pool. Other pools ignore it
+            (error with O(strict=true), otherwise a warning and it is dropped).
+        type: int
+      memory_limit:
+        description:
+          - Memmon limit (a size) for every process of this program, returned in
+            RV(memmon_limits). The way to protect C(threads), C(gevent), C(eventlet) and C(solo)
+            workers; with C(prefork) memmon only measures the main process unless run with
+            C(--cumulative).
+        type: str
+      memory_baseline:
+        description:
+          - Measured RSS of an idle worker process (a size). Memory limits below baseline +
+            max(25%, 64 MiB) are refused (see O(baseline_headroom_action)). Also used for the
+            memory estimate.
+        type: str
+      single_threaded:
+        description:
+          - Run one task at a time, as C(worker_services) on queue C(services) must (Discord role
+            sync breaks otherwise). With V(auto) pool this is C(prefork) with concurrency 1.
+            A concurrency above 1 is an error.
+        type: bool
+        default: false
+      numprocs:
+        description:
+          - Supervisor C(numprocs) of the program.
+        type: int
+        default: 1
+      numprocs_start:
+        description:
+          - Supervisor C(numprocs_start) of the program.
+        type: int
+        default: 0
+      process_name:
+        description:
+          - Supervisor C(process_name) expression, expanded with C(program_name), C(process_num),
+            C(group_name) and C(numprocs) into the real process names used for memmon.
+        type: str
+        default: "%(program_name)s_%(process_num)02d"
+      group_name:
+        description:
+          - Value of the C(group_name) expansion in O(workers[].process_name). Supervisor uses the name of
+            the C([group:x]) section the program belongs to (C(myauth) in Auth), else the program
+            name (the default).
+        type: str
+      node_name:
+        description:
+          - Celery node name, emitted as C(--hostname=<node_name>) and left unescaped for
+            supervisor's expansion. An empty string omits the flag.
+        type: str
+        default: "%(program_name)s_%(process_num)02d"
+      prefetch_multiplier:
+        description:
+          - Emitted as C(--prefetch-multiplier=N). C(0) means unlimited (warning).
+        type: int
+      time_limit:
+        description:
+          - Hard task time limit in seconds (C(--time-limit=N)).
+        type: int
+      soft_time_limit:
+        description:
+          - Soft task time limit in seconds (C(--soft-time-limit=N)); must be lower than
+            O(workers[].time_limit).
+        type: int
+      stopwaitsecs:
+        description:
+          - Supervisor C(stopwaitsecs) of the program (Auth uses 600), checked against
+            O(workers[].time_limit).
+        type: int
+        default: 600
+      extra_args:
+        description:
+          - Further Celery worker arguments appended to the argv. Each item is split like a shell
+            would (C(--autoscale 10,3) gives two arguments).
+          - Flags the module manages are refused in both C(--x=v) and C(--x v) forms -
+            C(-A)/C(--app), C(-P)/C(--pool), C(-c)/C(--concurrency), C(--autoscale),
+            C(-Q)/C(--queues), C(-l)/C(--loglevel), C(-n)/C(--hostname),
+            C(--max-memory-per-child), C(--max-tasks-per-child), C(--prefetch-multiplier),
+            C(--time-limit), C(--soft-time-limit).
+        type: list
+        elements: str
+  cpu_count:
+    description:
+      - CPUs available to the workers. Default read from the target (affinity, cgroup quota).
+    type: int
+  memory_total:
+    description:
+      - Memory of the host (a size such as C(8GB)). Default read from the target
+        (C(MemTotal) limited by the cgroup memory limit).
+    type: str
+  memory_budget_percent:
+    description:
+      - Share of O(memory_total) the workers may use, in percent (1-100).
+    type: int
+    default: 50
+  db_connection_budget:
+    description:
+      - Database connections all workers together may hold. MariaDB's default
+        C(max_connections) is 151; the default 100 leaves room for gunicorn, cron jobs and
+        administrators.
+    type: int
+    default: 100
+  allow_small_memory_limit:
+    description:
+      - Accept memory limits below 128MB (a warning instead of an error).
+    type: bool
+    default: false
+  baseline_headroom_action:
+    description:
+      - What to do when a memory limit is below O(workers[].memory_baseline) plus headroom.
+    type: str
+    choices: [error, warn]
+    default: error
+  strict:
+    description:
+      - Fail when memory flags are set on a pool that ignores them instead of warning and using
+        a memmon limit.
+    type: bool
+    default: false
+seealso:
+  - name: Alliance Auth Celery tuning
+    description: The guide these rules follow.
+    link: https://allianceauth.readthedocs.io/en/latest/maintenance/tuning/celery.html
+notes:
+  - Supervisor expands %(name)s expressions in C(command); the returned C(command) escapes every other
+    C(%) as C(%%). The C(argv) list is unescaped.
+"""
+
+EXAMPLES = r"""
+- name: Plan the stock Auth workers
+  authops.celery_tuning.worker_flags:
+    workers:
+      - name: worker
+        celery_bin: /home/allianceserver/venv/auth/bin/celery
+        workload: io
+        memory_limit: 512MB
+      - name: worker_services
+        celery_bin: /home/allianceserver/venv/auth/bin/celery
+        queues: [services]
+        single_threaded: true
+        max_memory_per_child: 256MB
+  register: flags
+
+- name: Prefork worker with Celery's own memory protection
+  authops.celery_tuning.worker_flags:
+    workers:
+      - name: worker
+        pool: prefork
+        max_memory_per_child: 256MB
+        memory_baseline: 121MiB
+        time_limit: 540
+        soft_time_limit: 480
+  register: flags
+
+- name: Plan for another host (8 CPUs, 16 GB)
+  authops.celery_tuning.worker_flags:
+    cpu_count: 8
+    memory_total: 16GB
+    memory_budget_percent: 40
+    db_connection_budget: 120
+    workers:
+      - name: worker
+        pool: gevent
+        concurrency: 10
+        max_memory_per_child: 512MB
+  register: plan
+
+- name: Show the supervisor command line
+  ansible.builtin.debug:
+    msg: "{{ flags.workers[0].command }}"
+"""
+
+RETURN = r"""
+workers:
+  description: One entry per input worker, in the same order.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Program name.
+      returned: always
+      type: str
+      sample: worker
+    argv:
+      description: Celery argv, unescaped, with supervisor expansions kept.
+      returned: always
+      type: list
+      elements: str
+      sample: ["celery", "-A", "myauth", "worker", "--loglevel=info", "--pool=gevent", "--concurrency=10",
+               "--hostname=%(program_name)s_%(process_num)02d"]
+    command:
+      description: Supervisor-ready C(command=) value (shell-quoted, literal C(%) as C(%%)).
+      returned: always
+      type: str
+      sample: "celery -A myauth worker --loglevel=info --pool=gevent --concurrency=10 '--hostname=%(program_name)s_%(process_num)02d'"
+    beat:
+      description: Whether this is a beat program.
+      returned: always
+      type: bool
+      sample: false
+    pool:
+      description: Effective pool; null for beat.
+      returned: always
+      type: str
+      sample: gevent
+    concurrency:
+      description: Effective concurrency (1 for solo, single-threaded and beat).
+      returned: always
+      type: int
+      sample: 10
+    loglevel:
+      description: Effective log level.
+      returned: always
+      type: str
+      sample: info
+    queues:
+      description: Queues consumed (empty for the default queue).
+      returned: always
+      type: list
+      elements: str
+      sample: ["services"]
+    node_name:
+      description: Celery node name template.
+      returned: always
+      type: str
+      sample: "%(program_name)s_%(process_num)02d"
+    single_threaded:
+      description: Whether the worker runs one task at a time.
+      returned: always
+      type: bool
+      sample: false
+    process_names:
+      description: Real supervisor process names of the program.
+      returned: always
+      type: list
+      elements: str
+      sample: ["worker_00"]
+    max_memory_per_child_kib:
+      description: Value of C(--max-memory-per-child) in KiB, null when not emitted.
+      returned: always
+      type: int
+      sample: 262144
+    max_tasks_per_child:
+      description: Value of C(--max-tasks-per-child), null when not emitted.
+      returned: always
+      type: int
+      sample: 1000
+    prefetch_multiplier:
+      description: Value of C(--prefetch-multiplier), null when not emitted.
+      returned: always
+      type: int
+      sample: 1
+    time_limit:
+      description: Hard time limit in seconds, null when not set.
+      returned: always
+      type: int
+      sample: 540
+    soft_time_limit:
+      description: Soft time limit in seconds, null when not set.
+      returned: always
+      type: int
+      sample: 480
+    stopwaitsecs:
+      description: The given supervisor C(stopwaitsecs).
+      returned: always
+      type: int
+      sample: 600
+    stopwaitsecs_recommended:
+      description: C(stopwaitsecs) to use, max(stopwaitsecs, time_limit + 30).
+      returned: always
+      type: int
+      sample: 600
+    memmon_limits:
+      description: Memmon limits of this program's processes.
+      returned: always
+      type: dict
+      sample: {"worker_00": "512MB"}
+    packages:
+      description: Python packages the pool needs in the virtualenv.
+      returned: always
+      type: list
+      elements: str
+      sample: ["gevent"]
+    memory_estimate_bytes:
+      description: Estimated memory of all processes of the program.
+      returned: always
+      type: int
+      sample: 536870912
+    db_connections:
+      description: Database connections the program may hold (numprocs x concurrency).
+      returned: always
+      type: int
+      sample: 10
+    warnings:
+      description: Warnings for this worker.
+      returned: always
+      type: list
+      elements: str
+      sample: []
+    explain:
+      description: Why each value was chosen.
+      returned: always
+      type: list
+      elements: str
+      sample: ["pool=gevent: given", "concurrency=10: given"]
+packages:
+  description: Sorted union of the Python packages all pools need.
+  returned: success
+  type: list
+  elements: str
+  sample: ["gevent"]
+memmon_limits:
+  description: Memmon limits of all workers, real process name -> size string.
+  returned: success
+  type: dict
+  sample: {"worker_00": "512MB"}
+host:
+  description: Host facts used for the plan.
+  returned: success
+  type: dict
+  contains:
+    cpu_count:
+      description: CPUs used for the plan.
+      returned: always
+      type: int
+      sample: 4
+    cpu_count_source:
+      description: Where the CPU count came from (C(parameter), C(sched_getaffinity), C(cgroup v2 cpu.max), ...).
+      returned: always
+      type: str
+      sample: sched_getaffinity
+    memory_bytes:
+      description: Memory used for the plan, in bytes.
+      returned: always
+      type: int
+      sample: 8589934592
+    memory_source:
+      description: Where the memory came from (C(parameter), C(/proc/meminfo MemTotal), C(cgroup v2 memory.max), ...).
+      returned: always
+      type: str
+      sample: /proc/meminfo MemTotal
+budget:
+  description: Budgets and the plan's use of them.
+  returned: success
+  type: dict
+  contains:
+    memory_budget_percent:
+      description: The given O(memory_budget_percent).
+      returned: always
+      type: int
+      sample: 50
+    memory_budget_bytes:
+      description: Memory the workers may use.
+      returned: always
+      type: int
+      sample: 4294967296
+    memory_estimate_bytes:
+      description: Estimated memory of all workers.
+      returned: always
+      type: int
+      sample: 805306368
+    db_connection_budget:
+      description: The given O(db_connection_budget).
+      returned: always
+      type: int
+      sample: 100
+    db_connections:
+      description: Database connections all workers may hold.
+      returned: always
+      type: int
+      sample: 11
+warnings:
+  description: All warnings, each prefixed with the worker name (also shown as task warnings).
+  returned: when there are warnings
+  type: list
+  elements: str
+  sample: ["worker: max_memory_per_child ignored by Celery with pool gevent: not passed to Celery; used as the memmon limit instead"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
+    DEFAULT_DB_CONNECTION_BUDGET,
+    DEFAULT_MEMORY_BUDGET_PERCENT,
+    DEFAULT_NODE_NAME,
+    DEFAULT_PROCESS_NAME,
+    HEADROOM_ACTIONS,
+    LOGLEVELS,
+    POOLS,
+    WORKLOADS,
+    WorkerFlagsError,
+    plan_workers,
+)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts
+
+WORKER_SPEC = dict(
+    name=dict(type="str", required=True),
+    app=dict(type="str", default="myauth"),
+    celery_bin=dict(type="str", default="celery"),
+    beat=dict(type="bool", default=False),
+    queues=dict(type="list", elements="str"),
+    workload=dict(type="str", choices=list(WORKLOADS), default="io"),
+    pool=dict(type="str", choices=list(POOLS), default="auto"),
+    concurrency=dict(type="raw", default="auto"),
+    loglevel=dict(type="str", choices=list(LOGLEVELS), default="info"),
+    max_memory_per_child=dict(type="str"),
+    max_tasks_per_child=dict(type="int"),
+    memory_limit=dict(type="str"),
+    memory_baseline=dict(type="str"),
+    single_threaded=dict(type="bool", default=False),
+    numprocs=dict(type="int", default=1),
+    numprocs_start=dict(type="int", default=0),
+    process_name=dict(type="str", default=DEFAULT_PROCESS_NAME),
+    group_name=dict(type="str"),
+    node_name=dict(type="str", default=DEFAULT_NODE_NAME),
+    prefetch_multiplier=dict(type="int"),
+    time_limit=dict(type="int"),
+    soft_time_limit=dict(type="int"),
+    stopwaitsecs=dict(type="int", default=600),
+    extra_args=dict(type="list", elements="str"),
+)
+
+
+def argument_spec():
+    return dict(
+        workers=dict(type="list", elements="dict", required=True, options=WORKER_SPEC),
+        cpu_count=dict(type="int"),
+        memory_total=dict(type="str"),
+        memory_budget_percent=dict(type="int", default=DEFAULT_MEMORY_BUDGET_PERCENT),
+        db_connection_budget=dict(type="int", default=DEFAULT_DB_CONNECTION_BUDGET),
+        allow_small_memory_limit=dict(type="bool", default=False),
+        baseline_headroom_action=dict(type="str", choices=list(HEADROOM_ACTIONS), default="error"),
+        strict=dict(type="bool", default=False),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+
+    cpu_count = params["cpu_count"]
+    memory_total = params["memory_total"]
+    cpu_source = memory_source = "parameter"
+    if cpu_count is None or memory_total is None:
+        facts = host_facts()
+        if cpu_count is None:
+            cpu_count, cpu_source = facts["cpu_count"], facts["cpu_count_source"]
+        if memory_total is None:
+            if facts["memory_bytes"] is None:
+                module.fail_json(msg="cannot read the memory of the target (/proc/meminfo, cgroup); "
+                                     "set memory_total, e.g. memory_total: 8GB")
+            memory_total, memory_source = facts["memory_bytes"], facts["memory_source"]
+
+    try:
+        result = plan_workers(
+            params["workers"],
+            cpu_count=cpu_count,
+            memory_total=memory_total,
+            memory_budget_percent=params["memory_budget_percent"],
+            db_connection_budget=params["db_connection_budget"],
+            allow_small_memory_limit=params["allow_small_memory_limit"],
+            baseline_headroom_action=params["baseline_headroom_action"],
+            strict=params["strict"],
+            cpu_source=cpu_source,
+            memory_source=memory_source,
+        )
+    except WorkerFlagsError as exc:
+        module.fail_json(msg=str(exc))
+
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

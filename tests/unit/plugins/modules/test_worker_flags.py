@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright: authops.celery_tuning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import json
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.authops.celery_tuning.plugins.modules import worker_flags
+
+try:  # ansible-core >= 2.19
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # pragma: no cover - older ansible-core
+    patch_module_args = None
+
+
+class AnsibleExitJson(Exception):
+    pass
+
+
+class AnsibleFailJson(Exception):
+    pass
+
+
+def exit_json(self, **kwargs):
+    kwargs.setdefault("changed", False)
+    kwargs["warnings_emitted"] = list(self._test_warnings)
+    kwargs["check_mode_seen"] = self.check_mode
+    raise AnsibleExitJson(kwargs)
+
+
+def fail_json(self, **kwargs):
+    kwargs["failed"] = True
+    raise AnsibleFailJson(kwargs)
+
+
+def warn(self, warning):
+    self._test_warnings.append(warning)
+
+
+@contextlib.contextmanager
+def module_args(args):
+    if patch_module_args is not None:
+        with patch_module_args(args):
+            yield
+        return
+    old = basic._ANSIBLE_ARGS  # pragma: no cover
+    basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))  # pragma: no cover
+    try:  # pragma: no cover
+        yield
+    finally:  # pragma: no cover
+        basic._ANSIBLE_ARGS = old
+
+
+@pytest.fixture(autouse=True)
+def patched_module(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    monkeypatch.setattr(basic.AnsibleModule, "warn", warn)
+    monkeypatch.setattr(basic.AnsibleModule, "_test_warnings", [], raising=False)
+    yield
+
+
+@pytest.fixture
+def fake_host(monkeypatch):
+    calls = []
+
+    def host_facts():
+        calls.append(True)
+        return {"cpu_count": 2, "cpu_count_source": "sched_getaffinity",
+                "memory_bytes": 4 * 1024 ** 3, "memory_source": "/proc/meminfo MemTotal"}
+
+    monkeypatch.setattr(worker_flags, "host_facts", host_facts)
+    return calls
+
+
+def run(args):
+    with module_args(args):
+        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as exc:
+            worker_flags.main()
+    return exc.type, exc.value.args[0]
+
+
+def test_gevent_worker(fake_host):
+    kind, result = run({"workers": [{"name": "worker", "pool": "gevent", "concurrency": 10}]})
+    assert kind is AnsibleExitJson
+    assert result["changed"] is False
+    worker = result["workers"][0]
+    assert "--pool=gevent" in worker["argv"]
+    assert "--concurrency=10" in worker["argv"]
+    assert result["packages"] == ["gevent"]
+    assert result["host"] == {"cpu_count": 2, "cpu_count_source": "sched_getaffinity",
+                              "memory_bytes": 4 * 1024 ** 3,
+                              "memory_source": "/proc/meminfo MemTotal"}
+    assert "warnings" not in result
+
+
+def test_concurrency_given_as_string(fake_host):
+    kind, result = run({"workers": [{"name": "worker", "pool": "threads", "concurrency": "3"}]})
+    assert kind is AnsibleExitJson
+    assert result["workers"][0]["concurrency"] == 3
+
+
+def test_check_mode_same_result(fake_host):
+    args = {"workers": [{"name": "worker", "pool": "prefork", "concurrency": 2,
+                         "max_memory_per_child": "256MB"}]}
+    kind, normal = run(args)
+    assert kind is AnsibleExitJson
+    kind, checked = run(dict(args, _ansible_check_mode=True))
+    assert kind is AnsibleExitJson
+    assert checked["changed"] is False
+    assert checked["check_mode_seen"] is True
+    assert normal["check_mode_seen"] is False
+    assert checked["workers"] == normal["workers"]
+    assert "--max-memory-per-child=262144" in checked["workers"][0]["argv"]
+
+
+def test_host_overrides_skip_host_facts(fake_host):
+    kind, result = run({"cpu_count": 8, "memory_total": "16GB",
+                        "workers": [{"name": "worker", "workload": "cpu"}]})
+    assert kind is AnsibleExitJson
+    assert fake_host == []
+    assert result["host"]["cpu_count"] == 8
+    assert result["host"]["cpu_count_source"] == "parameter"
+    assert result["host"]["memory_bytes"] == 16 * 1024 ** 3
+    assert result["workers"][0]["concurrency"] == 8
+
+
+def test_warnings_go_through_module_warn(fake_host):
+    kind, result = run({"workers": [{"name": "worker", "pool": "gevent",
+                                     "max_memory_per_child": "512MB"}]})
+    assert kind is AnsibleExitJson
+    assert result["memmon_limits"] == {"worker_00": "512MB"}
+    assert any(w.startswith("worker: max_memory_per_child ignored")
+               for w in result["warnings_emitted"])
+
+
+def test_domain_error_fails(fake_host):
+    kind, result = run({"workers": [{"name": "worker", "pool": "gevent",
+                                     "max_memory_per_child": "512MB"}], "strict": True})
+    assert kind is AnsibleFailJson
+    assert "memory_limit" in result["msg"]
+
+
+def test_small_limit_fails(fake_host):
+    kind, result = run({"workers": [{"name": "worker", "pool": "prefork",
+                                     "max_memory_per_child": "64MB"}]})
+    assert kind is AnsibleFailJson
+    assert "allow_small_memory_limit" in result["msg"]
+
+
+def test_argument_spec_rejects_unknown_pool(fake_host):
+    kind, result = run({"workers": [{"name": "worker", "pool": "bogus"}]})
+    assert kind is AnsibleFailJson
+    assert "pool" in result["msg"]
+
+
+def test_missing_memory_fails(monkeypatch):
+    monkeypatch.setattr(worker_flags, "host_facts", lambda: {
+        "cpu_count": 1, "cpu_count_source": "os.cpu_count", "memory_bytes": None,
+        "memory_source": None})
+    kind, result = run({"workers": [{"name": "worker"}]})
+    assert kind is AnsibleFailJson
+    assert "memory_total" in result["msg"]
+
+
+def test_argument_spec_matches_documentation():
+    import yaml
+
+    doc = yaml.safe_load(worker_flags.DOCUMENTATION)["options"]
+    spec = worker_flags.argument_spec()
+
+    def compare(doc_opts, spec_opts, path):
+        assert set(doc_opts) == set(spec_opts), path
+        for key, spec_opt in spec_opts.items():
+            doc_opt = doc_opts[key]
+            where = path + key
+            assert doc_opt.get("type", "str") == spec_opt.get("type", "str"), where
+            assert doc_opt.get("default") == spec_opt.get("default"), where
+            assert doc_opt.get("choices") == spec_opt.get("choices"), where
+            assert doc_opt.get("elements") == spec_opt.get("elements"), where
+            assert bool(doc_opt.get("required")) == bool(spec_opt.get("required")), where
+            if "options" in spec_opt:
+                compare(doc_opt["suboptions"], spec_opt["options"], where + ".")
+
+    compare(doc, spec, "")
