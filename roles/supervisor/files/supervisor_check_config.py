@@ -11,7 +11,7 @@ candidate never replaces a working file:
 ``--replace LIVE=CANDIDATE`` checks the configuration as it will be once CANDIDATE is
 installed at LIVE (LIVE may not exist yet). ``--main-candidate FILE`` checks FILE as the
 main configuration. Besides supervisor's own parser (unknown options, bad values, unknown
-users), it refuses a section defined in more than one file: supervisor merges such sections
+users), it refuses a program, group or listener defined in more than one file: supervisor merges such sections
 silently, so two files that both define ``[program:worker]`` give one surprising program.
 Exit 0 when the configuration is good, 1 with the reasons on stderr otherwise.
 """
@@ -23,6 +23,9 @@ import glob
 import os
 import sys
 import tempfile
+
+
+OWNED_KINDS = ("program", "group", "eventlistener", "fcgi-program")
 
 
 def fail(msg):
@@ -67,7 +70,10 @@ def check(main_path, replacements):
     for path in files:
         for section in read_sections(path).sections():
             owners.setdefault(section, []).append(path)
-    dupes = ["[%s] in %s" % (name, " and ".join(paths)) for name, paths in sorted(owners.items()) if len(paths) > 1]
+    # [supervisord] may be extended from an included file (Auth's own supervisor.conf sets its
+    # environment there); a process, group or listener must be defined exactly once.
+    dupes = ["[%s] in %s" % (name, " and ".join(paths)) for name, paths in sorted(owners.items())
+             if len(paths) > 1 and name.split(":", 1)[0] in OWNED_KINDS]
     if dupes:
         fail("sections defined more than once (supervisor would merge them silently): " + "; ".join(dupes))
 

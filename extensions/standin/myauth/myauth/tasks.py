@@ -1,0 +1,207 @@
+"""Tasks of the stand-in Auth project, one per behaviour the role's tests need."""
+import errno
+import fcntl
+import json
+import os
+import resource
+import socket
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+
+from celery.signals import worker_init
+
+from .celery import DATA_DIR, app
+
+MIB = 1024 * 1024
+
+# Memory deliberately kept alive by ``leak`` for the life of the process.
+_LEAKED = []
+
+# Filled in by the worker_init signal in the worker's main process; prefork
+# children inherit it through fork().
+_POOL = {"pool_cls": None}
+
+_ALIASES = {
+    "celery.concurrency.prefork": "prefork",
+    "celery.concurrency.thread": "threads",
+    "celery.concurrency.solo": "solo",
+    "celery.concurrency.eventlet": "eventlet",
+    "celery.concurrency.gevent": "gevent",
+}
+
+
+@worker_init.connect
+def _remember_pool(sender=None, **kwargs):
+    cls = getattr(sender, "pool_cls", None)
+    if isinstance(cls, str):  # not resolved yet on some versions
+        from celery.concurrency import get_implementation
+        cls = get_implementation(cls)
+    if cls is not None:
+        _POOL["pool_cls"] = f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _pool_info():
+    qualname = _POOL["pool_cls"]
+    module = qualname.rsplit(".", 1)[0] if qualname else None
+    return {
+        # both prefork and threads pools are classes named "TaskPool", hence
+        # the module-qualified name and the short alias
+        "pool_cls": qualname,
+        "pool": _ALIASES.get(module, module),
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
+        "thread": threading.current_thread().name,
+    }
+
+
+def _rss_kib():
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _default_dir(name):
+    path = os.path.join(DATA_DIR if os.path.isdir(DATA_DIR) else tempfile.gettempdir(),
+                        name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _write_marker(path, payload):
+    tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh)
+    os.replace(tmp, path)  # atomic: readers never see a half-written marker
+
+
+@app.task(bind=True)
+def ping(self):
+    """'pong' plus which pool/process/thread ran it."""
+    info = _pool_info()
+    info.update(reply="pong", hostname=self.request.hostname,
+                queue=(self.request.delivery_info or {}).get("routing_key"))
+    return info
+
+
+@app.task(bind=True)
+def sleep(self, seconds, marker_dir=None):
+    """Long task for graceful-restart tests.
+
+    Writes ``<marker_dir>/<task id>.start`` when it begins and
+    ``<marker_dir>/<task id>.done`` when it finishes (JSON with pid/time).
+    A worker killed mid-task leaves a ``.start`` without a ``.done``.
+    """
+    marker_dir = marker_dir or _default_dir("markers")
+    os.makedirs(marker_dir, exist_ok=True)
+    base = os.path.join(marker_dir, self.request.id or f"local-{os.getpid()}")
+    started = time.time()
+    _write_marker(base + ".start", {"pid": os.getpid(), "t": started,
+                                    "seconds": seconds})
+    time.sleep(float(seconds))
+    finished = time.time()
+    _write_marker(base + ".done", {"pid": os.getpid(), "t": finished,
+                                   "started": started})
+    return {"pid": os.getpid(), "slept": finished - started, "marker": base}
+
+
+@app.task
+def leak(mb):
+    """Allocate ``mb`` MiB, touch every page and keep it until the process dies.
+
+    For memmon / --max-memory-per-child tests.  Returns the pid (plus totals).
+    """
+    size = int(mb) * MIB
+    buf = bytearray(size)               # calloc'd: not resident yet
+    buf[::4096] = b"\x01" * len(range(0, size, 4096))  # touch each page
+    _LEAKED.append(buf)
+    return {
+        "pid": os.getpid(),
+        "held_mb": sum(len(b) for b in _LEAKED) // MIB,
+        "rss_kib": _rss_kib(),
+        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+@app.task
+def io_call(url, timeout=10):
+    """HTTP GET via urllib: stand-in for an ESI request."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=float(timeout)) as resp:
+            body = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:  # a status is still a result
+        body, status = exc.read(), exc.code
+    except (urllib.error.URLError, socket.timeout) as exc:
+        return {"pid": os.getpid(), "error": str(exc),
+                "elapsed": time.monotonic() - started}
+    return {"pid": os.getpid(), "status": status, "bytes": len(body),
+            "elapsed": time.monotonic() - started}
+
+
+@app.task
+def cpu(n):
+    """CPU-bound loop (holds the GIL: shows threads vs prefork)."""
+    started = time.monotonic()
+    acc = 0
+    for i in range(int(n)):
+        acc = (acc + i * i) % 1000000007
+    return {"pid": os.getpid(), "result": acc,
+            "elapsed": time.monotonic() - started}
+
+
+class ConcurrentExecution(RuntimeError):
+    """sync_services found another sync_services already running."""
+
+
+@app.task(bind=True)
+def sync_services(self, seconds=1, lock_dir=None):
+    """Routed to the ``services`` queue, like Auth's discord.* tasks.
+
+    Takes a non-blocking flock on ``<lock_dir>/sync_services.lock`` (flock
+    locks belong to the open file, so two threads of one process conflict
+    too).  If it is already held, one JSON line is appended to
+    ``sync_services.overlaps`` and ConcurrentExecution is raised.  Every run
+    appends start/end lines to ``sync_services.log``.
+    """
+    lock_dir = lock_dir or _default_dir("services")
+    os.makedirs(lock_dir, exist_ok=True)
+    me = {"task_id": self.request.id, "pid": os.getpid(),
+          "thread": threading.current_thread().name,
+          "hostname": self.request.hostname}
+
+    def record(name, **extra):
+        line = json.dumps(dict(me, t=time.time(), **extra)) + "\n"
+        with open(os.path.join(lock_dir, name), "a", encoding="utf-8") as fh:
+            fh.write(line)
+
+    fh = open(os.path.join(lock_dir, "sync_services.lock"), "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            record("sync_services.overlaps", event="overlap")
+            raise ConcurrentExecution(
+                "sync_services is already running: the services worker is "
+                "executing more than one task at a time") from None
+        record("sync_services.log", event="start")
+        time.sleep(float(seconds))
+        record("sync_services.log", event="end")
+        return dict(me, ok=True)
+    finally:
+        fh.close()  # releases the flock
+
+
+__all__ = ["app", "ping", "sleep", "leak", "io_call", "cpu", "sync_services",
+           "ConcurrentExecution"]
