@@ -12,7 +12,7 @@ SCENARIOS ?= supervisor
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv link lint sanity units integration molecule images test demo demo-clean bench build clean
+.PHONY: help venv link lint sanity units integration molecule images test demo demo-clean build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,3 +61,10 @@ build: venv ## build the collection artifact
 
 clean: ## remove build products (not .venv)
 	rm -rf build .cache .pytest_cache
+
+demo: venv link ## the main job (playbooks/tune.yml) on a local stand-in Auth under .demo/
+	scripts/demo.sh
+
+demo-clean: ## stop the demo's supervisord and remove .demo/
+	-[ -x .demo/venv/bin/supervisorctl ] && .demo/venv/bin/supervisorctl -c .demo/supervisord.conf shutdown
+	rm -rf .demo

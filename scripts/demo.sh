@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# make demo: run the real playbooks/tune.yml against a local, disposable stand-in Alliance Auth under
+# .demo/ (no Docker, no server): a venv with Auth's Celery stack, supervisor and superlance, the
+# stand-in project `myauth` with the filesystem broker (kombu, no Redis), supervisord run as the
+# current user from the venv and owning its socket, and Auth's own supervisor.conf in its conf.d.
+# The roles get everything through their normal variables (paths, service manager = RPC restart).
+# Re-running changes nothing; `make demo-clean` removes it all.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DEMO=${DEMO_DIR:-$ROOT/.demo}
+BIN=$ROOT/.venv/bin
+VENV=$DEMO/venv
+PROJECT=$DEMO/myauth
+USER_NAME=$(id -un)
+say() { printf '\n== %s\n' "$*"; }
+
+mkdir -p "$DEMO/conf.d" "$DEMO/log" "$DEMO/data"
+if [ ! -x "$VENV/bin/celery" ]; then
+  say "creating the stand-in Auth venv (Celery stack of allianceauth 5.5, supervisor)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r "$ROOT/extensions/standin/requirements.txt" supervisor==4.3.0
+fi
+if [ ! -d "$PROJECT" ]; then
+  cp -r "$ROOT/extensions/standin/myauth" "$PROJECT"
+  rm -rf "$PROJECT/log" && mkdir -p "$PROJECT/log"
+fi
+
+# The stand-in's own settings, as an admin's environment would hold them: the filesystem broker.
+printf 'MYAUTH_DATA_DIR=%s\n' "$DEMO/data" >"$PROJECT/standin.env"
+
+if [ ! -f "$DEMO/supervisord.conf" ]; then
+  cat >"$DEMO/supervisord.conf" <<CONF
+[unix_http_server]
+file=$DEMO/supervisor.sock
+chmod=0700
+
+[supervisord]
+logfile=$DEMO/log/supervisord.log
+pidfile=$DEMO/supervisord.pid
+childlogdir=$DEMO/log
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$DEMO/supervisor.sock
+
+[include]
+files = $DEMO/conf.d/*.conf
+CONF
+fi
+
+if [ ! -e "$DEMO/conf.d/myauth.conf" ]; then
+  say "installing Auth's own supervisor.conf, symlinked into conf.d as Auth's guide says"
+  "$BIN/ansible" localhost -c local -m ansible.builtin.template \
+    -a "src=$ROOT/extensions/standin/supervisor.conf.j2 dest=$PROJECT/supervisor.conf mode=0644" \
+    -e "standin_project_dir=$PROJECT standin_venv=$VENV standin_user=$USER_NAME standin_log_dir=$PROJECT/log" >/dev/null
+  ln -s "$PROJECT/supervisor.conf" "$DEMO/conf.d/myauth.conf"
+fi
+
+if ! "$VENV/bin/supervisorctl" -c "$DEMO/supervisord.conf" pid >/dev/null 2>&1; then
+  say "starting supervisord as $USER_NAME"
+  "$VENV/bin/supervisord" -c "$DEMO/supervisord.conf"
+  sleep 3
+fi
+
+cat >"$DEMO/inventory.yml" <<INV
+auth_servers:
+  hosts:
+    demo:
+      ansible_connection: local
+      ansible_python_interpreter: $VENV/bin/python
+  vars:
+    celery_tuning_become: false
+    supervisor_install_method: none
+    supervisor_manage_config: false
+    supervisor_service_manager: rpc
+    supervisor_python: $VENV/bin/python
+    supervisor_checker_path: $DEMO/libexec/supervisor_check_config.py
+    supervisor_config_path: $DEMO/supervisord.conf
+    supervisor_include_dir: $DEMO/conf.d
+    supervisor_socket_path: $DEMO/supervisor.sock
+    supervisor_log_dir: $DEMO/log
+    celery_workers_project_dir: $PROJECT
+    celery_workers_venv: $VENV
+    celery_workers_user: $USER_NAME
+    celery_workers_workers:
+      - name: worker
+        workload: io
+        memory_limit: 256MB
+      - name: worker_services
+        queues: [services]
+        single_threaded: true
+    memmon_user: $USER_NAME
+    memmon_supervisorctl: $VENV/bin/supervisorctl
+INV
+
+say "running the main job: ansible-playbook playbooks/tune.yml"
+ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections "$BIN/ansible-playbook" -i "$DEMO/inventory.yml" \
+  "$ROOT/playbooks/tune.yml" | tee "$DEMO/tune.log"
+
+say "the supervisor file the role owns ($DEMO/conf.d/myauth.conf)"
+cat "$DEMO/conf.d/myauth.conf"
+
+say "live processes"
+ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections "$BIN/ansible-playbook" -i "$DEMO/inventory.yml" \
+  "$ROOT/playbooks/status.yml" | grep -E '"msg"|^ok|changed=' || true
+
+say "a task on each queue"
+for queue in celery services; do
+  (cd "$PROJECT" && "$VENV/bin/python" call_task.py ping --queue "$queue" --timeout 60)
+done
