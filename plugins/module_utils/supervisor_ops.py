@@ -1,0 +1,726 @@
+# -*- coding: utf-8 -*-
+# Copyright: authops.celery_tuning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Planning and state machines of the ``supervisor_group`` module.
+
+Nothing in here talks to a socket directly: the runner gets a client (see
+``supervisor_rpc.SupervisorClient``), a monotonic ``clock`` and a ``sleep`` function, a
+``run_command`` callable for service managers and small probes, so unit tests can fake all of it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import re
+import time
+
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+    FAULT_ALREADY_STARTED,
+    FAULT_NO_FILE,
+    FAULT_NOT_EXECUTABLE,
+    FAULT_NOT_RUNNING,
+    FAULT_SPAWN_ERROR,
+    FAULT_SUCCESS,
+    FAULT_NAMES,
+    KIND_BAD_NAME,
+    SupervisorError,
+    socket_identity,
+)
+
+STOPPED_STATES = ('STOPPED', 'EXITED', 'FATAL')
+RUNNING_STATES = ('RUNNING', 'STARTING', 'BACKOFF')
+STOPPING = 'STOPPING'
+
+PHASE_CONNECT = 'connect'
+PHASE_INSPECT = 'inspect'
+PHASE_VALIDATE = 'validate'
+PHASE_STOP = 'stop'
+PHASE_DAEMON = 'daemon_restart'
+PHASE_START = 'start'
+
+DEFAULT_STOPWAITSECS = 10
+DEFAULT_STARTSECS = 1
+STOP_MARGIN = 10
+START_MARGIN = 10
+DAEMON_MARGIN = 30
+STDERR_TAIL_BYTES = 1600
+MAIN_LOG_TAIL_BYTES = 65536
+KILL_LOG_RE = "killing '%s' (%s) with SIGKILL"
+
+
+def namespec(group, name):
+    """supervisorctl's name for a process: ``name`` when it is alone in its group of the same name."""
+    return name if group == name else '%s:%s' % (group, name)
+
+
+def _pid_alive(pid):
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers
+# --------------------------------------------------------------------------------------------
+
+def resolve_target(name, process_infos):
+    """Find what ``name`` designates among ``getAllProcessInfo()`` entries.
+
+    Returns ``(kind, key, infos)`` with ``kind`` ``'group'`` (``key`` = group name, for
+    ``stopProcessGroup``) or ``'process'`` (``key`` = ``group:name``).  Raises SupervisorError
+    (BAD_NAME) listing the known groups.
+    """
+    clean = name.strip()
+    if clean.endswith(':*'):
+        clean = clean[:-2]
+    clean = clean.rstrip(':')
+    groups = {}
+    for info in process_infos:
+        groups.setdefault(info['group'], []).append(info)
+    if clean in groups:
+        return 'group', clean, sorted(groups[clean], key=lambda i: i['name'])
+    if ':' in clean:
+        group, proc = clean.split(':', 1)
+        for info in groups.get(group, []):
+            if info['name'] == proc:
+                return 'process', '%s:%s' % (group, proc), [info]
+    else:
+        matches = [i for i in process_infos if i['name'] == clean]
+        if len(matches) == 1:
+            info = matches[0]
+            return 'process', '%s:%s' % (info['group'], info['name']), matches
+    known = ', '.join(sorted(groups)) or '(none)'
+    raise SupervisorError(
+        "Unknown group or program %r: supervisord knows the groups %s. Check the name; if it was just "
+        "added to the config run 'supervisorctl reread && supervisorctl update' (or restart the daemon)."
+        % (name, known), phase=PHASE_INSPECT, kind=KIND_BAD_NAME)
+
+
+def config_index(config_infos):
+    """Map ``(group, name)`` to its ``getAllConfigInfo()`` entry (entries in use win)."""
+    index = {}
+    for cfg in config_infos or []:
+        key = (cfg.get('group'), cfg.get('name'))
+        if key not in index or cfg.get('inuse'):
+            index[key] = cfg
+    return index
+
+
+def _cfg_num(cfg, key, default):
+    value = (cfg or {}).get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    return value
+
+
+def compute_timeouts(target_infos, cfg_index, all_infos, params):
+    """Effective stop/start/daemon timeouts (seconds); options win over the computed defaults."""
+    stopwaits = [_cfg_num(cfg_index.get((i['group'], i['name'])), 'stopwaitsecs', DEFAULT_STOPWAITSECS)
+                 for i in target_infos] or [DEFAULT_STOPWAITSECS]
+    startsecs = [_cfg_num(cfg_index.get((i['group'], i['name'])), 'startsecs', DEFAULT_STARTSECS)
+                 for i in target_infos] or [DEFAULT_STARTSECS]
+    running_all = [i for i in all_infos if i.get('statename') not in STOPPED_STATES]
+    daemon_waits = [_cfg_num(cfg_index.get((i['group'], i['name'])), 'stopwaitsecs', DEFAULT_STOPWAITSECS)
+                    for i in running_all] or [0]
+    timeouts = dict(
+        stop=max(stopwaits) + STOP_MARGIN,
+        start=max(startsecs) + START_MARGIN,
+        daemon=max(daemon_waits) + DAEMON_MARGIN,
+    )
+    for key in ('stop', 'start', 'daemon'):
+        if params.get('%s_timeout' % key) is not None:
+            timeouts[key] = params['%s_timeout' % key]
+    return timeouts
+
+
+def plan_actions(state, daemon, rolling, before):
+    """Decide what to do.
+
+    ``before`` maps namespec -> statename.  Returns a dict with ``steps`` (ordered list of
+    ``'stop'``, ``'daemon_restart'``, ``'start'``, ``'rolling'``), ``changed``, ``to_stop``,
+    ``to_start`` (namespecs that will be signalled), ``expected`` (namespec -> state after).
+    """
+    if rolling and daemon == 'restarted':
+        raise SupervisorError('rolling=true restarts processes one at a time and cannot be combined with '
+                              'daemon=restarted (a daemon restart stops every process at once); use '
+                              'daemon=unchanged or rolling=false.', phase=PHASE_VALIDATE)
+    running = sorted(n for n, s in before.items() if s in RUNNING_STATES)
+    stopping = sorted(n for n, s in before.items() if s == STOPPING)
+    not_running = sorted(n for n, s in before.items() if s not in RUNNING_STATES)
+    startable = sorted(n for n, s in before.items() if s != 'RUNNING')
+    final = 'STOPPED' if state == 'stopped' else 'RUNNING'
+    expected = dict((n, final) for n in before)
+    steps = []
+    to_stop, to_start = [], []
+    changed = False
+    if daemon == 'restarted':
+        if running or stopping:
+            steps.append('stop')
+            to_stop = running
+        steps.append('daemon_restart')
+        if state != 'stopped':
+            steps.append('start')
+            to_start = sorted(before)
+        changed = True
+    elif state == 'stopped':
+        if running or stopping:
+            steps.append('stop')
+        to_stop = running
+        changed = bool(running)
+    elif state == 'started':
+        if startable:
+            steps.append('start')
+        to_start = not_running
+        changed = bool(not_running)
+    elif rolling:
+        steps.append('rolling')
+        to_stop, to_start = running, sorted(before)
+        changed = bool(before)
+    else:
+        if running or stopping:
+            steps.append('stop')
+        steps.append('start')
+        to_stop, to_start = running, sorted(before)
+        changed = bool(before)
+    return dict(steps=steps, changed=changed, to_stop=to_stop, to_start=to_start, expected=expected)
+
+
+def was_killed(report, main_log=None):
+    """Decide whether supervisor had to SIGKILL a process that outlived ``stopwaitsecs``.
+
+    supervisor 4.x logs ``killing '<name>' (<pid>) with SIGKILL`` in its main log, and a killed
+    process has ``exitstatus`` -1 (terminated by a signal; supervisor cannot tell which) after at
+    least ``stopwaitsecs``.  The log line is decisive; without it the timing + exit status decide.
+    """
+    pid = report.get('pid_before')
+    if main_log and pid:
+        if KILL_LOG_RE % (report.get('process'), pid) in main_log:
+            return True
+    seconds = report.get('stop_seconds')
+    if seconds is None:
+        return False
+    return report.get('exitstatus') == -1 and seconds >= report.get('stopwaitsecs', DEFAULT_STOPWAITSECS)
+
+
+def detect_service_manager(requested, service_name, run_command=None, get_bin_path=None,
+                           path_exists=os.path.exists):
+    """Pick how to restart the daemon: returns ``(manager, reason)``."""
+    if requested and requested != 'auto':
+        return requested, 'requested'
+    unit = service_name if '.' in service_name else service_name + '.service'
+    if path_exists('/run/systemd/system'):
+        systemctl = get_bin_path('systemctl') if get_bin_path else None
+        if systemctl and run_command:
+            rc, out, dummy = run_command([systemctl, 'show', '--property=LoadState', unit])
+            if rc == 0 and re.search(r'^LoadState=loaded\s*$', out or '', re.M):
+                return 'systemd', 'systemd is running and knows %s' % unit
+    if path_exists('/etc/init.d/%s' % service_name):
+        return 'service', '/etc/init.d/%s exists' % service_name
+    return 'rpc', 'no systemd unit or init script named %s' % service_name
+
+
+def restart_command(manager, service_name, get_bin_path=None):
+    """argv that restarts the daemon through a service manager."""
+    if manager == 'systemd':
+        systemctl = (get_bin_path('systemctl') if get_bin_path else None) or 'systemctl'
+        return [systemctl, 'restart', service_name]
+    service = (get_bin_path('service') if get_bin_path else None)
+    if service:
+        return [service, service_name, 'restart']
+    return ['/etc/init.d/%s' % service_name, 'restart']
+
+
+# --------------------------------------------------------------------------------------------
+# Runner
+# --------------------------------------------------------------------------------------------
+
+class GroupRunner(object):
+    """Runs one ``supervisor_group`` invocation; see :meth:`run`."""
+
+    def __init__(self, client, params, check_mode=False, clock=time.monotonic, sleep=time.sleep,
+                 run_command=None, get_bin_path=None, path_exists=os.path.exists, pid_alive=_pid_alive,
+                 sock_identity=socket_identity):
+        self.client = client
+        self.params = params
+        self.check_mode = check_mode
+        self.clock = clock
+        self.sleep = sleep
+        self.run_command = run_command
+        self.get_bin_path = get_bin_path
+        self.path_exists = path_exists
+        self.pid_alive = pid_alive
+        self.sock_identity = sock_identity
+        self.interval = float(params.get('poll_interval') or 0.5)
+        self.phase = PHASE_CONNECT
+        self.changed = False
+        self.actions = []
+        self.reports = {}
+        self.order = []
+        self.cfg = {}
+        self.timeouts = {}
+        self.daemon_report = None
+        self.kind = None
+        self.key = None
+        self.before_daemon = {}
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def _fail(self, msg, phase=None, kind=None):
+        raise SupervisorError(msg, phase=phase or self.phase, kind=kind)
+
+    def _report(self, info):
+        spec = namespec(info['group'], info['name'])
+        if spec not in self.reports:
+            cfg = self.cfg.get((info['group'], info['name']))
+            self.reports[spec] = dict(
+                name=spec, group=info['group'], process=info['name'],
+                state_before=None, pid_before=None, state_after=None, pid=None,
+                stopped=False, stop_seconds=None, killed=False, exitstatus=None,
+                started=False, start_seconds=None,
+                stopwaitsecs=_cfg_num(cfg, 'stopwaitsecs', DEFAULT_STOPWAITSECS),
+                startsecs=_cfg_num(cfg, 'startsecs', DEFAULT_STARTSECS),
+            )
+            self.order.append(spec)
+        return self.reports[spec]
+
+    def processes(self):
+        return [self.reports[s] for s in sorted(self.order)]
+
+    def _snapshot(self):
+        infos = self.client.get_all_process_info()
+        return dict((namespec(i['group'], i['name']), i) for i in infos), infos
+
+    def _refresh_after(self):
+        try:
+            snap, dummy = self._snapshot()
+        except SupervisorError:
+            return
+        for spec, rep in self.reports.items():
+            info = snap.get(spec)
+            if info is not None:
+                rep['state_after'] = info['statename']
+                rep['pid'] = info['pid'] or None
+
+    def partial_result(self):
+        """What is known so far; attached to failures."""
+        return dict(processes=self.processes(), actions=list(self.actions), changed=self.changed,
+                    daemon_restart=self.daemon_report, timeouts=self.timeouts, name=self.params.get('name'))
+
+    def _targets(self, all_infos):
+        self.kind, self.key, infos = resolve_target(self.params['name'], all_infos)
+        return infos
+
+    # -- main ---------------------------------------------------------------------------------
+    def run(self):
+        try:
+            return self._run()
+        except SupervisorError as exc:
+            if exc.phase is None:
+                exc.phase = self.phase
+            if not self.check_mode and self.phase in (PHASE_STOP, PHASE_DAEMON, PHASE_START):
+                self._refresh_after()
+            details = self.partial_result()
+            details.update(exc.details or {})
+            exc.details = details
+            raise
+
+    def _run(self):
+        p = self.params
+        self.phase = PHASE_CONNECT
+        st = self.client.get_state()
+        if st.get('statename') != 'RUNNING':
+            self._fail('supervisord is %s, not RUNNING: wait until it finished starting/restarting and retry.'
+                       % st.get('statename'))
+        self.phase = PHASE_INSPECT
+        snap, all_infos = self._snapshot()
+        self.cfg = config_index(self.client.get_all_config_info())
+        targets = self._targets(all_infos)
+        for info in targets:
+            rep = self._report(info)
+            rep['state_before'] = info['statename']
+            rep['pid_before'] = info['pid'] or None
+        self.timeouts = compute_timeouts(targets, self.cfg, all_infos, p)
+        self.phase = PHASE_VALIDATE
+        before = dict((s, r['state_before']) for s, r in self.reports.items())
+        plan = plan_actions(p['state'], p['daemon'], p.get('rolling'), before)
+        manager = None
+        if 'daemon_restart' in plan['steps']:
+            manager, reason = detect_service_manager(p.get('service_manager', 'auto'), p.get('service_name', 'supervisor'),
+                                                     self.run_command, self.get_bin_path, self.path_exists)
+            self.daemon_report = dict(method=manager, reason=reason, restarted=False, pid_before=None,
+                                      pid_after=None, seconds=None)
+        self.changed = plan['changed']
+        diff_before = self._diff_side(dict((s, r['state_before']) for s, r in self.reports.items()))
+
+        if self.check_mode:
+            self._describe_plan(plan, manager)
+            for spec, rep in self.reports.items():
+                rep['state_after'] = plan['expected'][spec] if plan['steps'] else rep['state_before']
+                rep['pid'] = rep['pid_before'] if rep['state_after'] == rep['state_before'] else None
+            after = self._diff_side(plan['expected'])
+            return self._result(plan, diff_before, after)
+
+        for step in plan['steps']:
+            if step == 'stop':
+                self._stop_phase()
+            elif step == 'daemon_restart':
+                self._daemon_phase(manager)
+            elif step == 'start':
+                self._start_phase()
+            elif step == 'rolling':
+                self._rolling_phase()
+        if p['state'] == 'stopped' and p['daemon'] == 'restarted':
+            # autostart programs come back with the daemon: stop them again
+            self._stop_phase(again=True)
+        self._refresh_after()
+        after = self._diff_side(dict((s, r['state_after']) for s, r in self.reports.items()))
+        return self._result(plan, diff_before, after)
+
+    def _diff_side(self, states):
+        return dict(processes=dict((k, v) for k, v in sorted(states.items())))
+
+    def _result(self, plan, before, after):
+        p = self.params
+        if not self.actions:
+            self.actions.append('nothing to do: %s already %s' % (self._what(), 'stopped' if p['state'] == 'stopped' else 'running'))
+        msg = '; '.join(self.actions)
+        return dict(changed=self.changed, msg=msg, name=p['name'], target_type=self.kind, target=self.key,
+                    state=p['state'], daemon=p['daemon'], rolling=bool(p.get('rolling')),
+                    actions=list(self.actions), processes=self.processes(), daemon_restart=self.daemon_report,
+                    timeouts=self.timeouts, diff=dict(before=before, after=after))
+
+    def _what(self):
+        return ('group %s' % self.key) if self.kind == 'group' else ('process %s' % self.key)
+
+    def _describe_plan(self, plan, manager):
+        for step in plan['steps']:
+            if step == 'stop':
+                if plan['to_stop']:
+                    self.actions.append('would stop %s gracefully, all at once (%s)' % (self._what(), ', '.join(plan['to_stop'])))
+                else:
+                    self.actions.append('would wait for STOPPING processes of %s' % self._what())
+            elif step == 'daemon_restart':
+                self.actions.append('would restart supervisord via %s' % manager)
+            elif step == 'start':
+                self.actions.append('would start %s and wait until RUNNING (%s)' % (self._what(), ', '.join(plan['to_start'])))
+            elif step == 'rolling':
+                self.actions.append('would do a rolling restart of %s, one process at a time (%s)'
+                                    % (self._what(), ', '.join(plan['to_start'])))
+
+    # -- stop ---------------------------------------------------------------------------------
+    def _current_targets(self):
+        snap, all_infos = self._snapshot()
+        return snap, [snap[s] for s in self._member_specs(all_infos)]
+
+    def _member_specs(self, all_infos):
+        if self.kind == 'group':
+            return sorted(namespec(i['group'], i['name']) for i in all_infos if i['group'] == self.key)
+        return [s for s in (namespec(i['group'], i['name']) for i in all_infos)
+                if s == namespec(*self.key.split(':', 1))]
+
+    def _stop_phase(self, again=False):
+        self.phase = PHASE_STOP
+        snap, infos = self._current_targets()
+        running = [namespec(i['group'], i['name']) for i in infos if i['statename'] in RUNNING_STATES]
+        waiting = [namespec(i['group'], i['name']) for i in infos if i['statename'] == STOPPING]
+        if not running and not waiting:
+            return
+        for i in infos:
+            self._report(i)
+        t0 = self.clock()
+        if running:
+            pids = dict((namespec(i['group'], i['name']), i['pid']) for i in infos)
+            for spec in running:
+                if again or not self.reports[spec]['pid_before']:
+                    self.reports[spec]['pid_before'] = pids.get(spec) or None
+            if self.kind == 'group':
+                results = self.client.stop_process_group(self.key, False)
+                self._check_results(results, ok=(FAULT_SUCCESS, FAULT_NOT_RUNNING), what='stop')
+            else:
+                self._stop_one(self.key)
+            self.changed = True
+            self.actions.append('%sstopped %s gracefully, all at once (%s)'
+                                % ('re-' if again else '', self._what(), ', '.join(running)))
+        self._wait_stopped(running + waiting, t0, self.timeouts['stop'])
+
+    def _stop_one(self, spec):
+        try:
+            self.client.stop_process(spec, False)
+        except SupervisorError as exc:
+            if exc.fault_code != FAULT_NOT_RUNNING:
+                raise
+
+    def _check_results(self, results, ok, what):
+        bad = []
+        for item in results or []:
+            if item.get('status') not in ok:
+                spec = namespec(item.get('group'), item.get('name'))
+                desc = '%s: %s' % (FAULT_NAMES.get(item.get('status'), item.get('status')), item.get('description'))
+                if spec in self.reports:
+                    self.reports[spec]['error'] = desc
+                bad.append((spec, item.get('status'), desc))
+        if what == 'stop' and bad:
+            self._fail('supervisord could not stop %s: %s' % (self._what(), '; '.join('%s (%s)' % (s, d) for s, c, d in bad)))
+        return bad
+
+    def _wait_stopped(self, specs, t0, timeout):
+        pending = list(specs)
+        last = {}
+        while True:
+            snap, dummy = self._snapshot()
+            now = self.clock()
+            for spec in list(pending):
+                info = snap.get(spec)
+                state = info['statename'] if info else 'ABSENT'
+                last[spec] = state
+                if state in STOPPED_STATES or state == 'ABSENT':
+                    rep = self.reports[spec]
+                    rep['stopped'] = True
+                    rep['stop_seconds'] = round(now - t0, 2)
+                    rep['exitstatus'] = info.get('exitstatus') if info else None
+                    rep['state_after'] = state
+                    pending.remove(spec)
+            if not pending:
+                break
+            if now - t0 >= timeout:
+                self._fail('Timed out after %ss waiting for %s to stop: %s still %s. supervisor sends SIGKILL after '
+                           'stopwaitsecs; a process that survives it is stuck (uninterruptible I/O?). Check it with '
+                           "'supervisorctl status' and raise stop_timeout if needed."
+                           % (timeout, self._what(), ', '.join(pending), '/'.join(sorted(set(last[s] for s in pending)))))
+            self.sleep(self.interval)
+        main_log = None
+        if any(self.reports[s]['exitstatus'] == -1 for s in specs):
+            try:
+                main_log = self.client.read_main_log_tail(MAIN_LOG_TAIL_BYTES)
+            except SupervisorError:
+                main_log = None
+        for spec in specs:
+            rep = self.reports[spec]
+            rep['killed'] = was_killed(rep, main_log)
+        killed = [s for s in specs if self.reports[s]['killed']]
+        if killed:
+            self.actions.append('killed with SIGKILL after stopwaitsecs: %s' % ', '.join(killed))
+
+    # -- start --------------------------------------------------------------------------------
+    def _start_phase(self):
+        self.phase = PHASE_START
+        snap, infos = self._current_targets()
+        for i in infos:
+            self._report(i)
+        stopping = [namespec(i['group'], i['name']) for i in infos if i['statename'] == STOPPING]
+        if stopping:
+            self._wait_stopped(stopping, self.clock(), self.timeouts['stop'])
+            self.phase = PHASE_START
+            snap, infos = self._current_targets()
+        to_start = [namespec(i['group'], i['name']) for i in infos if i['statename'] not in RUNNING_STATES]
+        pending = [namespec(i['group'], i['name']) for i in infos if i['statename'] != 'RUNNING']
+        if not pending:
+            return
+        t0 = self.clock()
+        errors = {}
+        if to_start:
+            if self.kind == 'group':
+                results = self.client.start_process_group(self.key, False)
+                for spec, code, desc in self._check_results(results, ok=(FAULT_SUCCESS, FAULT_ALREADY_STARTED), what='start'):
+                    if code != FAULT_SPAWN_ERROR:
+                        errors[spec] = desc
+            else:
+                err = self._start_one(self.key)
+                if err:
+                    errors[self.key] = err
+            self.changed = True
+            self.actions.append('started %s (%s)' % (self._what(), ', '.join(to_start)))
+        for spec in to_start:
+            self.reports[spec]['started'] = True
+        self._wait_running(pending, t0, self.timeouts['start'], errors)
+
+    def _start_one(self, spec):
+        try:
+            self.client.start_process(spec, False)
+        except SupervisorError as exc:
+            if exc.fault_code in (FAULT_ALREADY_STARTED, FAULT_SPAWN_ERROR):
+                return None
+            if exc.fault_code in (FAULT_NO_FILE, FAULT_NOT_EXECUTABLE):
+                return exc.msg
+            raise
+        return None
+
+    def _wait_running(self, specs, t0, timeout, errors=None):
+        errors = dict(errors or {})
+        pending = [s for s in specs if s not in errors]
+        failed = dict(errors)
+        while True:
+            snap, dummy = self._snapshot()
+            now = self.clock()
+            for spec in list(pending):
+                info = snap.get(spec)
+                rep = self.reports[spec]
+                if info is None:
+                    failed[spec] = 'disappeared from supervisord'
+                    pending.remove(spec)
+                    continue
+                state = info['statename']
+                rep['state_after'] = state
+                rep['pid'] = info['pid'] or None
+                if state == 'RUNNING':
+                    rep['start_seconds'] = round(now - t0, 2)
+                    pending.remove(spec)
+                elif state in ('FATAL', 'EXITED', 'STOPPED'):
+                    failed[spec] = '%s (%s)' % (state, info.get('spawnerr') or info.get('description') or 'no details')
+                    pending.remove(spec)
+            if not pending:
+                break
+            if now - t0 >= timeout:
+                for spec in pending:
+                    info = snap.get(spec) or {}
+                    state = info.get('statename')
+                    failed[spec] = '%s after %ss (%s)' % (state, timeout, info.get('spawnerr') or info.get('description') or
+                                                          'startsecs %s not reached' % self.reports[spec]['startsecs'])
+                break
+            self.sleep(self.interval)
+        if failed:
+            parts = []
+            for spec in sorted(failed):
+                rep = self.reports[spec]
+                rep['error'] = failed[spec]
+                tail = ''
+                try:
+                    tail = self.client.tail_process_log(spec, STDERR_TAIL_BYTES)
+                except SupervisorError:
+                    tail = ''
+                rep['stderr_tail'] = tail
+                parts.append('%s is %s; stderr tail:\n%s' % (spec, failed[spec], tail.strip() or '(empty)'))
+            self._fail('%d process(es) of %s did not reach RUNNING: %s'
+                       % (len(failed), self._what(), '\n'.join(parts)))
+
+    # -- rolling ------------------------------------------------------------------------------
+    def _rolling_phase(self):
+        snap, infos = self._current_targets()
+        for i in infos:
+            self._report(i)
+        down = [namespec(i['group'], i['name']) for i in infos if i['statename'] not in RUNNING_STATES]
+        up = [namespec(i['group'], i['name']) for i in infos if i['statename'] in RUNNING_STATES]
+        done = []
+        # start the stopped ones first: more capacity before we take any away
+        for spec in down + up:
+            rep = self.reports[spec]
+            info = self._snapshot()[0].get(spec) or {}
+            try:
+                if info.get('statename') in RUNNING_STATES or info.get('statename') == STOPPING:
+                    self.phase = PHASE_STOP
+                    t0 = self.clock()
+                    if info.get('statename') != STOPPING:
+                        rep['pid_before'] = info.get('pid') or rep['pid_before']
+                        self._stop_one(spec)
+                        self.changed = True
+                    stop_timeout = self.params.get('stop_timeout') or rep['stopwaitsecs'] + STOP_MARGIN
+                    self._wait_stopped([spec], t0, stop_timeout)
+                self.phase = PHASE_START
+                t0 = self.clock()
+                err = self._start_one(spec)
+                self.changed = True
+                rep['started'] = True
+                start_timeout = self.params.get('start_timeout') or rep['startsecs'] + START_MARGIN
+                self._wait_running([spec], t0, start_timeout, {spec: err} if err else None)
+            except SupervisorError as exc:
+                rest = [s for s in down + up if s not in done and s != spec]
+                exc.msg = '%s (rolling restart of %s stopped at %s; restarted so far: %s; not touched: %s)' % (
+                    exc.msg, self._what(), spec, ', '.join(done) or 'none', ', '.join(rest) or 'none')
+                exc.args = (exc.msg,)
+                raise
+            done.append(spec)
+            self.actions.append('rolling: restarted %s' % spec)
+
+    # -- daemon -------------------------------------------------------------------------------
+    def _daemon_phase(self, manager):
+        self.phase = PHASE_DAEMON
+        rep = self.daemon_report
+        pid_before = self.client.get_pid()
+        rep['pid_before'] = pid_before
+        sock_before = self.sock_identity(self.client.socket_path)
+        timeout = self.timeouts['daemon']
+        t0 = self.clock()
+        if manager == 'rpc':
+            self.client.restart()
+        else:
+            argv = restart_command(manager, self.params.get('service_name', 'supervisor'), self.get_bin_path)
+            if self.run_command is None:
+                self._fail('cannot run %s: no command runner' % ' '.join(argv))
+            rc, out, err = self.run_command(argv)
+            if rc != 0:
+                self._fail("'%s' failed (rc=%s): %s. The group is stopped; fix the service and start it again."
+                           % (' '.join(argv), rc, (err or out or '').strip()))
+        self.changed = True
+        went_down = False
+        last_error = None
+        while True:
+            now = self.clock()
+            try:
+                state = self.client.get_state()
+                pid = self.client.get_pid()
+            except SupervisorError as exc:
+                if not exc.is_connection_error:
+                    raise
+                went_down = True
+                last_error = exc.msg
+            else:
+                if state.get('statename') != 'RUNNING':
+                    went_down = True
+                    last_error = 'supervisord state %s' % state.get('statename')
+                else:
+                    pid_changed = pid != pid_before
+                    sock_changed = sock_before is not None and self.sock_identity(self.client.socket_path) not in (None, sock_before)
+                    if manager == 'rpc':
+                        # the restart() call set the mood synchronously: RUNNING now is the new instance
+                        done = True
+                    else:
+                        done = pid_changed and not self.pid_alive(pid_before)
+                        if not pid_changed:
+                            last_error = 'supervisord still answers with the old pid %s' % pid_before
+                        elif not done:
+                            last_error = 'old supervisord pid %s is still alive' % pid_before
+                    if done:
+                        rep.update(restarted=True, pid_after=pid, seconds=round(now - t0, 2),
+                                   evidence=sorted(k for k, v in (('pid_changed', pid_changed), ('went_down', went_down),
+                                                                  ('socket_recreated', sock_changed)) if v))
+                        break
+            if now - t0 >= timeout:
+                service = self.params.get('service_name', 'supervisor')
+                self._fail('supervisord did not come back within %ss after the %s restart (last: %s). %s is stopped; '
+                           "once the daemon answers again, start it (state=started) or check 'journalctl -u %s' / "
+                           'the supervisord log.' % (timeout, manager, last_error or 'no answer', self._what(), service))
+            self.sleep(self.interval)
+        self.actions.append('restarted supervisord via %s (pid %s -> %s)' % (manager, pid_before, rep['pid_after']))
+        # the config was re-read: refresh per-program settings and group membership
+        self.phase = PHASE_START
+        snap, all_infos = self._snapshot()
+        self.cfg = config_index(self.client.get_all_config_info())
+        try:
+            members = self._member_specs(all_infos)
+        except Exception:  # pylint: disable=broad-except
+            members = []
+        if not members:
+            raise SupervisorError('%s does not exist any more after the daemon restart (config changed?): '
+                                  'supervisord knows the groups %s.'
+                                  % (self._what(), ', '.join(sorted(set(i['group'] for i in all_infos))) or '(none)'),
+                                  phase=PHASE_START, kind=KIND_BAD_NAME)
+        for i in all_infos:
+            if namespec(i['group'], i['name']) in members:
+                r = self._report(i)
+                cfg = self.cfg.get((i['group'], i['name']))
+                r['stopwaitsecs'] = _cfg_num(cfg, 'stopwaitsecs', r['stopwaitsecs'])
+                r['startsecs'] = _cfg_num(cfg, 'startsecs', r['startsecs'])
+        if self.params.get('start_timeout') is None:
+            self.timeouts['start'] = max(self.reports[s]['startsecs'] for s in members) + START_MARGIN
+
+
+def run_supervisor_group(client, params, check_mode=False, **kwargs):
+    """Entry point used by the module: returns the result dict or raises SupervisorError."""
+    return GroupRunner(client, params, check_mode=check_mode, **kwargs).run()

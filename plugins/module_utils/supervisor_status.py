@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright: authops.celery_tuning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What supervisord runs, joined with what /proc says about each process (supervisor_info)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.authops.celery_tuning.plugins.module_utils import procfs
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+    KIND_BAD_NAME,
+    SupervisorError,
+)
+
+
+def collect(client, name=None, proc='/proc'):
+    """Processes of group or program ``name`` (all when None), each with memory and command line.
+
+    Raises SupervisorError(kind=KIND_BAD_NAME) when ``name`` matches no group, program or process.
+    """
+    infos = client.get_all_process_info()
+    configs = {}
+    for conf in client.get_all_config_info():
+        configs[(conf.get('group'), conf.get('name'))] = conf
+    selected = []
+    for info in infos:
+        program = procfs.program_of(info['name'])
+        full = '%s:%s' % (info['group'], info['name'])
+        if name in (None, info['group'], info['name'], full, program):
+            selected.append((info, program, full))
+    if name is not None and not selected:
+        raise SupervisorError(
+            "supervisord has no group, program or process named %r (it has: %s). Check the name, or "
+            "whether the group's file is in supervisor's include directory and the daemon was restarted."
+            % (name, ', '.join(sorted(set(i['group'] for i in infos))) or 'nothing'),
+            kind=KIND_BAD_NAME)
+    tree = procfs.children_map(proc)
+    processes = []
+    for info, program, full in selected:
+        pid = info.get('pid') or 0
+        conf = configs.get((info['group'], info['name']), {})
+        entry = dict(
+            name=info['name'], group=info['group'], full_name=full, program=program,
+            state=info.get('statename'), pid=pid, description=info.get('description', ''),
+            uptime_seconds=max(0, info.get('now', 0) - info.get('start', 0)) if info.get('statename') == 'RUNNING' else 0,
+            stopwaitsecs=conf.get('stopwaitsecs'), startsecs=conf.get('startsecs'),
+            cmdline=None, rss_bytes=0, tree_rss_bytes=0, children=[],
+        )
+        if pid:
+            entry.update(procfs.process_memory(pid, tree, proc))
+            entry['cmdline'] = procfs.read_cmdline(pid, proc)
+        processes.append(entry)
+    return processes

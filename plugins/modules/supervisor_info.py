@@ -1,0 +1,167 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: authops.celery_tuning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: supervisor_info
+short_description: Report supervisor processes with their live memory and command lines
+version_added: "0.1.0"
+description:
+  - Asks supervisord over its XML-RPC socket which processes a group or program has, and adds what
+    C(/proc) says about each one, the resident memory of the process and of its whole tree (prefork
+    children included), and its command line.
+  - The celery_workers role uses it to measure the workers' baseline memory before it sets limits;
+    the status playbook uses it to show each process against its limit.
+author:
+  - authops maintainers (@authops)
+extends_documentation_fragment:
+  - authops.celery_tuning.attributes.INFO_MODULE
+options:
+  name:
+    description:
+      - A group (Auth's C(myauth)), a program (C(worker)), or a process (C(worker_00) or C(myauth:worker_00)).
+      - All processes when omitted.
+    type: str
+  missing_ok:
+    description:
+      - Return an empty list instead of failing when the socket does not exist or O(name) is unknown,
+        for example on a host where the group is not installed yet.
+    type: bool
+    default: false
+  socket:
+    description:
+      - Path of supervisord's unix socket. By default read from O(config_file).
+    type: str
+  config_file:
+    description:
+      - supervisord's configuration file, read for the socket path and credentials.
+      - Defaults to C(/etc/supervisor/supervisord.conf) when it exists.
+    type: path
+  username:
+    description: Username for supervisord's socket, when it has one.
+    type: str
+  password:
+    description: Password for supervisord's socket, when it has one.
+    type: str
+notes:
+  - The program of a process is its name without a trailing C(_NN), as Auth's
+    C(process_name=%(program_name)s_%(process_num)02d) makes them; supervisor does not report it.
+"""
+
+EXAMPLES = r"""
+- name: Show the Auth workers with their memory
+  authops.celery_tuning.supervisor_info:
+    name: myauth
+  register: auth_processes
+
+- name: Print each worker's resident memory
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.tree_rss_bytes | human_readable }}"
+  loop: "{{ auth_processes.processes }}"
+"""
+
+RETURN = r"""
+found:
+  description: Whether supervisord answered and knew O(name).
+  returned: success
+  type: bool
+processes:
+  description: One entry per process.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Process name.
+      type: str
+      sample: worker_00
+    group:
+      description: Group name.
+      type: str
+      sample: myauth
+    full_name:
+      description: C(group:name), as supervisorctl takes it.
+      type: str
+    program:
+      description: The program the process belongs to (see notes).
+      type: str
+      sample: worker
+    state:
+      description: supervisor state name (RUNNING, STOPPED, FATAL, ...).
+      type: str
+    pid:
+      description: Process id, 0 when not running.
+      type: int
+    description:
+      description: supervisor's description of the state.
+      type: str
+    uptime_seconds:
+      description: Seconds since the process started, 0 when not running.
+      type: int
+    stopwaitsecs:
+      description: The program's stopwaitsecs.
+      type: int
+    startsecs:
+      description: The program's startsecs.
+      type: int
+    cmdline:
+      description: The process's argv as read from /proc, null when not running.
+      type: list
+      elements: str
+    rss_bytes:
+      description: Resident memory of the process itself.
+      type: int
+    tree_rss_bytes:
+      description: Resident memory of the process and all its descendants (prefork children).
+      type: int
+    children:
+      description: Descendant processes with their pid and rss_bytes.
+      type: list
+      elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+    DEFAULT_CONFIG_FILE,
+    KIND_BAD_NAME,
+    KIND_SOCKET_MISSING,
+    SupervisorError,
+    connect_from_params,
+)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str'),
+            missing_ok=dict(type='bool', default=False),
+            socket=dict(type='str'),
+            config_file=dict(type='path'),
+            username=dict(type='str'),
+            password=dict(type='str', no_log=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        client = connect_from_params(p['socket'], p['username'], p['password'],
+                                     p['config_file'] or DEFAULT_CONFIG_FILE,
+                                     config_file_required=p['config_file'] is not None)
+        processes = collect(client, p['name'])
+    except SupervisorError as exc:
+        if p['missing_ok'] and exc.kind in (KIND_BAD_NAME, KIND_SOCKET_MISSING):
+            module.exit_json(changed=False, found=False, processes=[])
+        module.fail_json(msg=exc.msg)
+    module.exit_json(changed=False, found=True, processes=processes)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,208 @@
+# -*- coding: utf-8 -*-
+# Copyright: authops.celery_tuning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import socket
+import xmlrpc.client as xmlrpc_client
+
+import pytest
+
+from ansible_collections.authops.celery_tuning.plugins.module_utils import supervisor_rpc as rpc
+
+
+CONF = """\
+; Debian style config
+[unix_http_server]
+file=%(here)s/run/supervisor.sock   ; (the path to the socket file)
+chmod=0700                       ; socket file mode (default 0700)
+username=admin
+password={SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4
+
+[supervisord]
+logfile=/var/log/supervisor/supervisord.log
+
+[supervisorctl]
+serverurl=unix:///var/run/other.sock ; use a unix:// URL for a unix socket
+username=admin
+password=plain # inline comment
+"""
+
+
+@pytest.fixture
+def conf(tmp_path):
+    path = tmp_path / 'supervisord.conf'
+    path.write_text(CONF)
+    return str(path)
+
+
+def test_read_daemon_config_expands_here_and_strips_comments(conf, tmp_path):
+    data = rpc.read_daemon_config(conf)
+    assert data['exists'] is True
+    assert data['unix_file'] == str(tmp_path / 'run' / 'supervisor.sock')
+    assert data['ctl_serverurl'] == 'unix:///var/run/other.sock'
+    assert data['ctl_password'] == 'plain'
+    assert data['unix_password'].startswith('{SHA}')
+
+
+def test_read_daemon_config_env_expansion(tmp_path, monkeypatch):
+    monkeypatch.setenv('SOCKDIR', '/srv/x')
+    path = tmp_path / 'c.conf'
+    path.write_text('[unix_http_server]\nfile=%(ENV_SOCKDIR)s/s.sock\n')
+    assert rpc.read_daemon_config(str(path))['unix_file'] == '/srv/x/s.sock'
+
+
+def test_missing_default_config_is_fine_but_explicit_is_an_error(tmp_path):
+    missing = str(tmp_path / 'nope.conf')
+    assert rpc.read_daemon_config(missing)['exists'] is False
+    with pytest.raises(rpc.SupervisorError) as err:
+        rpc.read_daemon_config(missing, required=True)
+    assert 'Cannot read supervisord config file' in err.value.msg
+    assert err.value.kind == rpc.KIND_CONFIG
+
+
+def test_unparsable_config(tmp_path):
+    path = tmp_path / 'bad.conf'
+    path.write_text('no section header\n')
+    with pytest.raises(rpc.SupervisorError) as err:
+        rpc.read_daemon_config(str(path))
+    assert 'Cannot parse' in err.value.msg
+
+
+def test_resolve_endpoint_order(conf, tmp_path):
+    ep = rpc.resolve_endpoint(config_file=conf)
+    # the daemon's own [unix_http_server] file wins over [supervisorctl] serverurl
+    assert ep['serverurl'] == 'unix://' + str(tmp_path / 'run' / 'supervisor.sock')
+    assert ep['socket_path'] == str(tmp_path / 'run' / 'supervisor.sock')
+    # client credentials come from [supervisorctl] (the [unix_http_server] one is a hash)
+    assert (ep['username'], ep['password']) == ('admin', 'plain')
+    ep = rpc.resolve_endpoint(socket_path='/x/y.sock', username='u', password='p', config_file=conf)
+    assert (ep['serverurl'], ep['username'], ep['password'], ep['source']) == ('unix:///x/y.sock', 'u', 'p', 'option')
+    ep = rpc.resolve_endpoint(socket_path='http://127.0.0.1:9001', config_file=str(tmp_path / 'none'))
+    assert ep['serverurl'] == 'http://127.0.0.1:9001' and ep['socket_path'] is None
+    ep = rpc.resolve_endpoint(config_file=str(tmp_path / 'none'))
+    assert ep['serverurl'] == 'unix:///var/run/supervisor.sock' and ep['username'] is None
+
+
+def test_resolve_endpoint_falls_back_to_supervisorctl_and_plain_unix_credentials(tmp_path):
+    path = tmp_path / 'c.conf'
+    path.write_text('[unix_http_server]\nusername=a\npassword=b\n[supervisorctl]\nserverurl=unix://rel.sock\n')
+    ep = rpc.resolve_endpoint(config_file=str(path))
+    assert ep['serverurl'] == 'unix://' + str(tmp_path / 'rel.sock')
+    assert (ep['username'], ep['password']) == ('a', 'b')
+
+
+def _client():
+    return rpc.SupervisorClient('unix:///run/s.sock', 'admin', 'pw', source='[unix_http_server] file in /etc/x.conf')
+
+
+@pytest.mark.parametrize('exc, kind, words', [
+    (FileNotFoundError(errno.ENOENT, 'No such file'), rpc.KIND_SOCKET_MISSING, ['does not exist', '/run/s.sock', 'supervisord running']),
+    (PermissionError(errno.EACCES, 'Permission denied'), rpc.KIND_PERMISSION, ['Permission denied', 'become: true']),
+    (ConnectionRefusedError(errno.ECONNREFUSED, 'refused'), rpc.KIND_REFUSED, ['nothing listens']),
+    (socket.timeout('timed out'), rpc.KIND_TIMEOUT, ['did not answer']),
+    (xmlrpc_client.ProtocolError('localhost/RPC2', 401, 'Unauthorized', {}), rpc.KIND_AUTH,
+     ['rejected the credentials', '401', "username 'admin'", 'username and password options']),
+    (xmlrpc_client.ProtocolError('localhost/RPC2', 500, 'Oops', {}), rpc.KIND_PROTOCOL, ['HTTP 500']),
+    (xmlrpc_client.Fault(10, 'BAD_NAME: myauth'), rpc.KIND_BAD_NAME, ["'myauth'", 'supervisorctl reread']),
+    (xmlrpc_client.Fault(6, 'SHUTDOWN_STATE'), rpc.KIND_CONNECTION, ['shutting down']),
+    (xmlrpc_client.Fault(30, 'FAILED: x'), rpc.KIND_FAULT, ['FAILED']),
+])
+def test_translate(exc, kind, words):
+    err = _client().translate(exc, 'supervisor.stopProcessGroup', ('myauth', False))
+    assert err.kind == kind
+    for word in words:
+        assert word in err.msg
+    assert 'pw' not in err.msg.replace('/run', '')  # password never in messages
+
+
+class _RaisingProxy(object):
+    def __init__(self, exc):
+        self.exc = exc
+        self.calls = []
+
+    def __getattr__(self, name):
+        return _RaisingMethod(self, name)
+
+
+class _RaisingMethod(object):
+    def __init__(self, proxy, name):
+        self.proxy, self.name = proxy, name
+
+    def __getattr__(self, name):
+        return _RaisingMethod(self.proxy, self.name + '.' + name)
+
+    def __call__(self, *args):
+        self.proxy.calls.append((self.name, args))
+        if self.proxy.exc:
+            raise self.proxy.exc
+        return {'statename': 'RUNNING'}
+
+
+def test_call_translates_and_drops_connection(monkeypatch):
+    client = _client()
+    proxy = _RaisingProxy(PermissionError(errno.EACCES, 'denied'))
+    monkeypatch.setattr(client, '_make_proxy', lambda: proxy)
+    with pytest.raises(rpc.SupervisorError) as err:
+        client.get_state()
+    assert err.value.kind == rpc.KIND_PERMISSION and err.value.is_connection_error is False
+    assert client._proxy is None  # reconnect next time
+    proxy.exc = None
+    assert client.get_state() == {'statename': 'RUNNING'}
+    assert proxy.calls[-1] == ('supervisor.getState', ())
+
+
+def test_call_reraises_unknown_errors(monkeypatch):
+    client = _client()
+    monkeypatch.setattr(client, '_make_proxy', lambda: _RaisingProxy(ValueError('bug')))
+    with pytest.raises(ValueError):
+        client.get_pid()
+
+
+def test_optional_log_reads_tolerate_faults(monkeypatch):
+    client = _client()
+    monkeypatch.setattr(client, '_make_proxy', lambda: _RaisingProxy(xmlrpc_client.Fault(20, 'NO_FILE')))
+    assert client.read_main_log_tail() == ''
+    assert client.tail_process_log('x') == ''
+
+
+def test_builtin_transport_sends_basic_auth():
+    transport = rpc.UnixTransport('/run/s.sock', 'admin', 'pw', timeout=3)
+    conn = transport.make_connection('localhost')
+    assert isinstance(conn, rpc.UnixHTTPConnection)
+    assert conn.socket_path == '/run/s.sock' and conn.timeout == 3
+    assert transport._extra_headers == [('Authorization', 'Basic YWRtaW46cHc=')]
+    assert transport.make_connection('localhost') is conn
+
+
+def test_client_transport_choice():
+    assert rpc.SupervisorClient('unix:///x', use_supervisor_transport=False).transport_name == 'builtin'
+    if rpc.HAS_SUPERVISOR:
+        assert rpc.SupervisorClient('unix:///x').transport_name.startswith('supervisor.')
+    with pytest.raises(rpc.SupervisorError):
+        rpc.SupervisorClient('ftp://x')
+
+
+def test_builtin_transport_reports_missing_socket(tmp_path):
+    for use in (False, True):
+        client = rpc.SupervisorClient('unix://' + str(tmp_path / 'none.sock'), use_supervisor_transport=use)
+        with pytest.raises(rpc.SupervisorError) as err:
+            client.get_state()
+        assert err.value.kind == rpc.KIND_SOCKET_MISSING and err.value.is_connection_error
+
+
+def test_socket_identity(tmp_path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = str(tmp_path / 's.sock')
+    sock.bind(path)
+    try:
+        ident = rpc.socket_identity(path)
+        assert ident and len(ident) == 2
+    finally:
+        sock.close()
+    assert rpc.socket_identity(str(tmp_path / 'missing')) is None
+    assert rpc.socket_identity(None) is None
