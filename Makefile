@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 COLLECTIONS := $(CURDIR)/.cache/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/authops/celery_tuning
 SANITY_TREE := $(or $(TMPDIR),/tmp)/authops-celery-tuning-sanity/ansible_collections/authops/celery_tuning
-SCENARIOS ?= supervisor
+SCENARIOS ?= supervisor default prefork adopt
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
@@ -34,6 +34,7 @@ lint: venv link ## yamllint, ansible-lint (production profile), argument_specs v
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/python scripts/check-argument-specs.py
+	$(BIN)/python scripts/role-docs.py --check
 
 sanity: venv ## ansible-test sanity on a copy under ansible_collections/authops/celery_tuning
 	scripts/ansible-test-shim.sh
