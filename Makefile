@@ -55,7 +55,7 @@ images: ## make sure dockerd runs and the systemd base images exist
 molecule: venv link images ## molecule test for $(SCENARIOS) on Debian 12, Debian 13, Ubuntu 24.04
 	set -e; for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s; done
 
-test: lint sanity units integration molecule ## every test: lint, sanity, units, integration, molecule
+test: lint sanity units integration build molecule ## every test: lint, sanity, units, integration, build, molecule
 
 build: venv ## build the collection artifact
 	$(BIN)/ansible-galaxy collection build --force --output-path build/
