@@ -64,6 +64,22 @@ if ! "$VENV/bin/supervisorctl" -c "$DEMO/supervisord.conf" pid >/dev/null 2>&1; 
   sleep 3
 fi
 
+say "a stand-in for ESI answering after 100 ms"
+rm -f "$DEMO/esi.port"
+"$VENV/bin/python" "$ROOT/extensions/standin/esi_stub.py" --port-file "$DEMO/esi.port" >/dev/null 2>&1 &
+STUB=$!
+trap 'kill $STUB 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do [ -s "$DEMO/esi.port" ] && break; sleep 0.1; done
+URL="http://127.0.0.1:$(cat "$DEMO/esi.port")/latest/status/"
+throughput() {
+  (cd "$PROJECT" && "$VENV/bin/python" throughput.py "$URL" --tasks "${DEMO_TASKS:-300}")
+}
+if [ ! -s "$DEMO/before.json" ]; then
+  say "throughput before tuning (Auth's shipped worker: threads, concurrency 5)"
+  "$VENV/bin/supervisorctl" -c "$DEMO/supervisord.conf" start myauth:worker_00 >/dev/null 2>&1 || true
+  throughput | tee "$DEMO/before.json"
+fi
+
 cat >"$DEMO/inventory.yml" <<INV
 auth_servers:
   hosts:
@@ -105,6 +121,16 @@ cat "$DEMO/conf.d/myauth.conf"
 say "live processes"
 ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections "$BIN/ansible-playbook" -i "$DEMO/inventory.yml" \
   "$ROOT/playbooks/status.yml" | grep -E '"msg"|^ok|changed=' || true
+
+say "throughput after tuning"
+throughput | tee "$DEMO/after.json"
+"$VENV/bin/python" - "$DEMO/before.json" "$DEMO/after.json" <<'PY'
+import json, sys
+before, after = (json.load(open(p)) for p in sys.argv[1:3])
+print("io_call x%d against a 100 ms stub: before %.1f tasks/s, after %.1f tasks/s (x%.1f)" % (
+    after["tasks"], before["tasks_per_second"], after["tasks_per_second"],
+    after["tasks_per_second"] / before["tasks_per_second"]))
+PY
 
 say "a task on each queue"
 for queue in celery services; do

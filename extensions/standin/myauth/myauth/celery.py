@@ -65,6 +65,9 @@ app.conf.broker_connection_retry_on_startup = True
 
 # Auth: BROKER_URL = "redis://localhost:6379/0" (settings/base.py).
 app.conf.broker_url = BROKER_URL
+if USES_FILESYSTEM:
+    # kombu's filesystem transport, with atomic writes (see atomic_fs.py).
+    app.conf.broker_transport = "myauth.atomic_fs:Transport"
 # Auth configures NO result backend (results are disabled there).  The
 # stand-in needs one so tests can AsyncResult.get().
 app.conf.result_backend = RESULT_BACKEND
@@ -83,6 +86,8 @@ if USES_FILESYSTEM:
         "control_folder": os.path.join(DATA_DIR, "control"),
         "processed_folder": os.path.join(DATA_DIR, "processed"),
         "store_processed": False,
+        # kombu polls the folder once a second by default: too slow to compare pools.
+        "polling_interval": 0.05,
     })
     for sub in ("queue", "control", "processed", "results"):
         os.makedirs(os.path.join(DATA_DIR, sub), exist_ok=True)
