@@ -54,7 +54,7 @@ def main():
         print("README.md has no role variable markers")
         return 1
     head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    tail = rest.split(END, 1)[1]
     new = head + BEGIN + "\n\n" + tables() + "\n" + END + tail
     if "--check" in sys.argv:
         if new != text:

@@ -19,7 +19,7 @@ def main():
     parser.add_argument("--timeout", type=float, default=300)
     opts = parser.parse_args()
     started = time.monotonic()
-    results = [tasks.io_call.apply_async(args=[opts.url], queue=opts.queue) for _ in range(opts.tasks)]
+    results = [tasks.io_call.apply_async(args=[opts.url], queue=opts.queue) for _index in range(opts.tasks)]
     ok = 0
     for result in results:
         value = result.get(timeout=max(1.0, opts.timeout - (time.monotonic() - started)))
