@@ -12,7 +12,7 @@ SCENARIOS ?= supervisor default prefork adopt
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv link lint sanity units integration molecule images test demo demo-clean build clean
+.PHONY: help venv link lint sanity units integration molecule images test demo demo-clean build clean bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,3 +69,9 @@ demo: venv link ## the main job (playbooks/tune.yml) on a local stand-in Auth un
 demo-clean: ## stop the demo's supervisord and remove .demo/
 	-[ -x .demo/venv/bin/supervisorctl ] && .demo/venv/bin/supervisorctl -c .demo/supervisord.conf shutdown
 	rm -rf .demo
+
+bench: venv link ## pools, graceful restart and memmon on a local Redis; BENCH_ARGS=--quick for a short run
+	@cat bench/requirements.txt extensions/standin/requirements.txt | cmp -s - .cache/bench-venv/.installed || { \
+	  $(PYTHON) -m venv .cache/bench-venv && .cache/bench-venv/bin/pip install -q -r bench/requirements.txt && \
+	  cat bench/requirements.txt extensions/standin/requirements.txt >.cache/bench-venv/.installed; }
+	.cache/bench-venv/bin/python bench/bench.py $(BENCH_ARGS)
