@@ -108,6 +108,7 @@ auth_servers:
         queues: [services]
         single_threaded: true
     memmon_user: $USER_NAME
+    memmon_venv: $VENV
     memmon_supervisorctl: $VENV/bin/supervisorctl
 INV
 

@@ -450,6 +450,10 @@ def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
                 "worker %s: single_threaded needs concurrency 1 (or auto), got %d; the services "
                 "queue breaks (Discord role sync) with more than one task at a time"
                 % (name, concurrency))
+        if numprocs > 1:
+            raise WorkerFlagsError(
+                "worker %s: single_threaded needs numprocs 1, got %d; %d processes would run %d tasks "
+                "of the services queue at a time" % (name, numprocs, numprocs, numprocs))
         fixed = 1
         explain.append("concurrency=1: single_threaded runs one task at a time")
     elif pool == "solo":

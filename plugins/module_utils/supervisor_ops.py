@@ -47,6 +47,9 @@ DEFAULT_STARTSECS = 1
 STOP_MARGIN = 10
 START_MARGIN = 10
 DAEMON_MARGIN = 30
+# How long to wait for a daemon that is starting or restarting (for example right after the
+# service manager restarted it) before the first call.
+CONNECT_WAIT = 30
 STDERR_TAIL_BYTES = 1600
 MAIN_LOG_TAIL_BYTES = 65536
 KILL_LOG_RE = "killing '%s' (%s) with SIGKILL"
@@ -331,17 +334,39 @@ class GroupRunner(object):
             exc.details = details
             raise
 
+    def _wait_until_running(self):
+        """Wait up to CONNECT_WAIT s for a daemon that is (re)starting; fail on anything else."""
+        deadline = self.clock() + CONNECT_WAIT
+        while True:
+            try:
+                st = self.client.get_state()
+            except SupervisorError as exc:
+                if not exc.is_connection_error or self.clock() >= deadline:
+                    raise
+                self.sleep(self.interval)
+                continue
+            if st.get('statename') == 'RUNNING':
+                return
+            if self.clock() >= deadline:
+                self._fail('supervisord is %s, not RUNNING: wait until it finished starting/restarting and retry.'
+                           % st.get('statename'))
+            self.sleep(self.interval)
+
     def _run(self):
         p = self.params
         self.phase = PHASE_CONNECT
-        st = self.client.get_state()
-        if st.get('statename') != 'RUNNING':
-            self._fail('supervisord is %s, not RUNNING: wait until it finished starting/restarting and retry.'
-                       % st.get('statename'))
+        self._wait_until_running()
         self.phase = PHASE_INSPECT
         snap, all_infos = self._snapshot()
         self.cfg = config_index(self.client.get_all_config_info())
-        targets = self._targets(all_infos)
+        try:
+            targets = self._targets(all_infos)
+        except SupervisorError as exc:
+            # A group supervisord does not know yet (its file was just written): with a daemon
+            # restart there is nothing to stop; restart, then start what the daemon now knows.
+            if exc.kind != KIND_BAD_NAME or p['daemon'] != 'restarted' or p['state'] == 'stopped':
+                raise
+            return self._run_new_target(all_infos)
         for info in targets:
             rep = self._report(info)
             rep['state_before'] = info['statename']
@@ -382,6 +407,37 @@ class GroupRunner(object):
         self._refresh_after()
         after = self._diff_side(dict((s, r['state_after']) for s, r in self.reports.items()))
         return self._result(plan, diff_before, after)
+
+    def _run_new_target(self, all_infos):
+        p = self.params
+        self.phase = PHASE_VALIDATE
+        manager, reason = detect_service_manager(p.get('service_manager', 'auto'), p.get('service_name', 'supervisor'),
+                                                 self.run_command, self.get_bin_path, self.path_exists)
+        self.daemon_report = dict(method=manager, reason=reason, restarted=False, pid_before=None,
+                                  pid_after=None, seconds=None)
+        self.timeouts = compute_timeouts([], self.cfg, all_infos, p)
+        self.changed = True
+        self.kind, self.key = 'group', p['name']
+        before = dict(processes={})
+        if self.check_mode:
+            self.actions.append('%s is not known to supervisord yet: would restart supervisord via %s so it reads '
+                                'its files, then start %s and wait until RUNNING' % (p['name'], manager, p['name']))
+            return self._result(dict(steps=['daemon_restart', 'start']), before, before)
+        self._daemon_phase(manager)
+        self.phase = PHASE_INSPECT
+        snap, all_infos = self._snapshot()
+        self.cfg = config_index(self.client.get_all_config_info())
+        targets = self._targets(all_infos)
+        for info in targets:
+            rep = self._report(info)
+            rep['state_before'] = 'ABSENT'
+            rep['pid_before'] = None
+        self.timeouts.update((k, v) for k, v in compute_timeouts(targets, self.cfg, all_infos, p).items()
+                             if k != 'daemon')
+        self._start_phase()
+        self._refresh_after()
+        after = self._diff_side(dict((s, r['state_after']) for s, r in self.reports.items()))
+        return self._result(dict(steps=['daemon_restart', 'start']), before, after)
 
     def _diff_side(self, states):
         return dict(processes=dict((k, v) for k, v in sorted(states.items())))

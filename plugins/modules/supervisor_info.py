@@ -30,8 +30,9 @@ options:
     type: str
   missing_ok:
     description:
-      - Return an empty list instead of failing when the socket does not exist or O(name) is unknown,
-        for example on a host where the group is not installed yet.
+      - Return an empty list instead of failing when the socket does not exist, nothing listens on it
+        (supervisord is down) or O(name) is unknown, for example on a host where the group is not
+        installed yet.
     type: bool
     default: false
   socket:
@@ -131,6 +132,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     DEFAULT_CONFIG_FILE,
     KIND_BAD_NAME,
+    KIND_REFUSED,
     KIND_SOCKET_MISSING,
     SupervisorError,
     connect_from_params,
@@ -157,7 +159,7 @@ def main():
                                      config_file_required=p['config_file'] is not None)
         processes = collect(client, p['name'])
     except SupervisorError as exc:
-        if p['missing_ok'] and exc.kind in (KIND_BAD_NAME, KIND_SOCKET_MISSING):
+        if p['missing_ok'] and exc.kind in (KIND_BAD_NAME, KIND_REFUSED, KIND_SOCKET_MISSING):
             module.exit_json(changed=False, found=False, processes=[])
         module.fail_json(msg=exc.msg)
     module.exit_json(changed=False, found=True, processes=processes)

@@ -149,7 +149,7 @@ options:
         description:
           - Run one task at a time, as C(worker_services) on queue C(services) must (Discord role
             sync breaks otherwise). With V(auto) pool this is C(prefork) with concurrency 1.
-            A concurrency above 1 is an error.
+            A concurrency or numprocs above 1 is an error.
         type: bool
         default: false
       numprocs:

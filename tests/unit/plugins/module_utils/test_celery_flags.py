@@ -250,6 +250,11 @@ def test_single_threaded_concurrency_error():
         one({"name": "w", "single_threaded": True, "concurrency": 2})
 
 
+def test_single_threaded_numprocs_error():
+    with pytest.raises(WorkerFlagsError, match="single_threaded needs numprocs 1"):
+        one({"name": "w", "single_threaded": True, "numprocs": 2})
+
+
 def test_services_queue_without_single_threaded_warns():
     result = plan([{"name": "worker_services", "queues": ["services"], "pool": "threads"}])
     assert any("single_threaded" in x for x in result["warnings"])

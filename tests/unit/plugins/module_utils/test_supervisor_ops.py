@@ -542,3 +542,47 @@ def test_unknown_group_phase_inspect():
         run(sup, clock, name='nosuch', state='restarted')
     assert err.value.phase == 'inspect' and 'myauth, other' in err.value.msg
     assert [c for c in sup.calls if c[0].startswith(('start', 'stop'))] == []
+
+
+def test_new_group_with_daemon_restart_restarts_then_starts():
+    # First converge: the group's file was just written; supervisord does not know the group yet.
+    clock = FakeClock()
+    sup = FakeSupervisor(clock, [FakeProc('other', 'x')])
+    orig = sup.restart
+
+    def restart():
+        orig()
+        for p in myauth():
+            p.state, p.pid = 'STOPPED', 0
+            sup.procs['%s:%s' % (p.group, p.name)] = p
+    sup.restart = restart
+    res = run(sup, clock, state='restarted', daemon='restarted', service_manager='rpc')
+    names = [c[0] for c in sup.calls if c[0] not in ('getState',)]
+    assert 'stopProcessGroup' not in names
+    assert names.index('restart') < names.index('startProcessGroup')
+    assert res['changed'] and all(p['state_before'] == 'ABSENT' and p['state_after'] == 'RUNNING'
+                                  for p in res['processes'])
+
+
+def test_new_group_in_check_mode_says_what_would_happen():
+    clock = FakeClock()
+    sup = FakeSupervisor(clock, [FakeProc('other', 'x')])
+    res = run(sup, clock, check_mode=True, state='restarted', daemon='restarted', service_manager='rpc')
+    assert res['changed'] and 'not known to supervisord yet' in res['msg']
+    assert sup.signal_calls() == [] and ('restart',) not in sup.calls
+
+
+def test_unknown_group_without_daemon_restart_still_fails():
+    clock = FakeClock()
+    sup = FakeSupervisor(clock, [FakeProc('other', 'x')])
+    with pytest.raises(SupervisorError) as err:
+        run(sup, clock, state='restarted', daemon='unchanged')
+    assert err.value.phase == 'inspect'
+
+
+def test_connect_waits_for_a_restarting_daemon():
+    clock = FakeClock()
+    sup = FakeSupervisor(clock, myauth())
+    sup.down_until = clock() + 5  # the service manager just restarted it
+    res = run(sup, clock, state='started')
+    assert not res['changed'] and clock() >= 1005
