@@ -167,6 +167,36 @@ def test_daemon_restart_over_rpc_picks_up_config_change(supervisord_factory, mod
         assert fh.read() == 'two'
 
 
+def test_group_new_to_the_daemon_is_started_after_the_restart(supervisord_factory, module_runner):
+    # The first converge: the group's file was just written, supervisord does not know it yet.
+    programs = """
+    [program:envprog]
+    command={python} {dir}/sleeper.py
+    startsecs=1
+    stopwaitsecs=2
+    """
+    sd = supervisord_factory(programs, start=False)
+    sd.write_script('sleeper.py', SLEEPER)
+    sd.start()
+    sd.wait_states({'envprog:envprog': 'RUNNING'})
+    sd.write_config(programs + """
+    [program:newprog]
+    command={python} {dir}/sleeper.py
+    startsecs=1
+    stopwaitsecs=2
+    [group:newgroup]
+    programs=newprog
+    """)
+
+    res, dummy = module_runner(_common(sd, name='newgroup', state='restarted', daemon='restarted',
+                                       service_manager='rpc', daemon_timeout=20))
+    assert res.get('failed') is not True, res
+    assert res['changed'] is True and res['daemon_restart']['restarted'] is True
+    assert _by_name(res)['newgroup:newprog']['state_before'] == 'ABSENT'
+    assert _by_name(res)['newgroup:newprog']['state_after'] == 'RUNNING'
+    assert sd.states()['newgroup:newprog']['statename'] == 'RUNNING'
+
+
 def test_rolling_restart_keeps_one_running(supervisord_factory, module_runner):
     programs = """
     [group:pool]
