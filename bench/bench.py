@@ -66,38 +66,7 @@ CPU_TARGET = 0.075      # seconds one cpu(n) task should take
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
 
-STUB_SOURCE = r'''
-import sys, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-DELAY = float(sys.argv[1])
-BODY = b'{"ok": true, "stub": "esi"}'
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
-
-    def do_GET(self):
-        time.sleep(DELAY)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-
-    def log_message(self, *args):
-        pass
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 512
-
-
-srv = Server(("127.0.0.1", 0), Handler)
-print(srv.server_address[1], flush=True)
-srv.serve_forever()
-'''
+STUB = ROOT / "extensions" / "standin" / "esi_stub.py"
 
 
 def log(msg):
@@ -260,11 +229,9 @@ def start_redis(procs, tmp):
     return port, next((w[2:] for w in out if w.startswith("v=")), " ".join(out))
 
 
-def start_stub(procs, tmp):
-    script = tmp / "esi_stub.py"
-    script.write_text(STUB_SOURCE, encoding="utf-8")
+def start_stub(procs):
     proc = procs.add("http stub", subprocess.Popen(
-        [sys.executable, str(script), str(IO_DELAY)], stdout=subprocess.PIPE, text=True,
+        [sys.executable, str(STUB), "--delay", str(IO_DELAY)], stdout=subprocess.PIPE, text=True,
         start_new_session=True))
     line = proc.stdout.readline().strip()
     if not line.isdigit():
@@ -302,7 +269,7 @@ class Bench:
     def setup(self):
         self.redis_port, self.redis_version = start_redis(self.procs, self.tmp)
         log("redis on 127.0.0.1:%d (%s)" % (self.redis_port, self.redis_version))
-        self.url = start_stub(self.procs, self.tmp)
+        self.url = start_stub(self.procs)
         log("HTTP stub (%.0f ms per GET) at %s" % (IO_DELAY * 1000, self.url))
 
         # a private copy of the stand-in project, so nothing is written into the work tree

@@ -19,6 +19,8 @@ def main():
     opts = parser.parse_args()
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
         def do_GET(self):  # noqa: N802 (http.server's naming)
             time.sleep(opts.delay)
             body = b'{"ok": true}'
@@ -31,8 +33,11 @@ def main():
         def log_message(self, *args):
             pass
 
-    http.server.ThreadingHTTPServer.daemon_threads = True
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", opts.port), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 512  # a benchmark opens 50 connections at once
+
+    server = Server(("127.0.0.1", opts.port), Handler)
     port = server.server_address[1]
     if opts.port_file:
         with open(opts.port_file, "w", encoding="ascii") as handle:
