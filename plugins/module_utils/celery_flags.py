@@ -633,6 +633,30 @@ def _check_limit(name, label, limit, baseline, allow_small, headroom_action, war
             % (label, format_size(limit)))
 
 
+def _check_prefork_memmon(p):
+    """A memmon limit on a prefork worker is measured over the whole tree (memmon -c).
+
+    At idle the tree is the parent plus one child per slot, each about a baseline: a limit below
+    that (plus headroom) restarts the worker on every tick.
+    """
+    if p["pool"] != "prefork" or not p["memmon_limit"]:
+        return
+    baseline = p["memory_baseline"] or DEFAULT_BASELINE
+    idle_tree = (p["concurrency"] + 1) * baseline
+    needed = idle_tree + baseline_headroom(idle_tree)
+    if p["memmon_limit"] < needed:
+        p["warnings"].append(
+            "memmon limit %s on a prefork worker is measured over its whole tree (memmon -c): the "
+            "parent and %d children already hold about %s at idle, so it would restart in a loop; "
+            "raise it to at least %s, or use max_memory_per_child (per child) instead"
+            % (format_size(p["memmon_limit"]), p["concurrency"], human_size(idle_tree),
+               format_size(_round_up_mib(needed))))
+    else:
+        p["explain"].append(
+            "memmon limit %s covers the prefork tree (parent + %d children, about %s at idle)"
+            % (format_size(p["memmon_limit"]), p["concurrency"], human_size(idle_tree)))
+
+
 def _round_up_mib(nbytes):
     return -(-int(nbytes) // MIB) * MIB
 
@@ -810,6 +834,9 @@ def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT
             "budget is %s (%d%% of %s); lower memory limits or numprocs, or raise "
             "memory_budget_percent" % (human_size(total_mem), human_size(mem_budget),
                                        memory_budget_percent, human_size(memory_total)))
+
+    for p in plans:
+        _check_prefork_memmon(p)
 
     results = [_render(p) for p in plans]
     packages = sorted(set(pkg for r in results for pkg in r["packages"]))

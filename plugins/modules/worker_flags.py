@@ -137,7 +137,8 @@ options:
           - Memmon limit (a size) for every process of this program, returned in
             RV(memmon_limits). The way to protect C(threads), C(gevent), C(eventlet) and C(solo)
             workers; with C(prefork) memmon only measures the main process unless run with
-            C(--cumulative).
+            C(--cumulative); with it (the memmon role default) the limit covers the parent and all
+            children, and a limit below (concurrency + 1) x baseline plus headroom gives a warning.
         type: str
       memory_baseline:
         description:

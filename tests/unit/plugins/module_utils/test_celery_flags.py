@@ -503,3 +503,16 @@ def test_explain_covers_choices():
     assert "pool=prefork" in text
     assert "concurrency=4: auto" in text
     assert "--max-memory-per-child=262144" in text
+
+
+def test_prefork_memmon_limit_below_idle_tree_warns():
+    # memmon -c sums parent + children: 4 slots of a 128 MiB baseline already hold ~640 MiB.
+    result = plan([{"name": "w", "pool": "prefork", "concurrency": 4, "memory_limit": "512MB"}])
+    assert any("measured over its whole tree" in x for x in result["warnings"])
+
+
+def test_prefork_memmon_limit_above_idle_tree_is_explained():
+    result = plan([{"name": "w", "pool": "prefork", "concurrency": 2, "memory_limit": "1GB"}])
+    w = result["workers"][0]
+    assert not any("whole tree" in x for x in result["warnings"])
+    assert any("covers the prefork tree" in x for x in w["explain"])
