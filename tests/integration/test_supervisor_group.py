@@ -83,6 +83,15 @@ def _common(sd, **kwargs):
     return args
 
 
+def _running_sleeper(supervisord_factory, programs):
+    """A supervisord whose program envprog (the sleeper script) is RUNNING."""
+    sd = supervisord_factory(programs, start=False)
+    sd.write_script('sleeper.py', SLEEPER)
+    sd.start()
+    sd.wait_states({'envprog:envprog': 'RUNNING'})
+    return sd
+
+
 def _by_name(result):
     return dict((p['name'], p) for p in result['processes'])
 
@@ -146,10 +155,7 @@ def test_daemon_restart_over_rpc_picks_up_config_change(supervisord_factory, mod
     startsecs=1
     stopwaitsecs=2
     """
-    sd = supervisord_factory(programs, start=False)
-    sd.write_script('sleeper.py', SLEEPER)
-    sd.start()
-    sd.wait_states({'envprog:envprog': 'RUNNING'})
+    sd = _running_sleeper(supervisord_factory, programs)
     with open(sd.path('env-envprog')) as fh:
         assert fh.read() == 'one'
     sd.write_config(programs.replace('MARK="one"', 'MARK="two"'))
@@ -175,10 +181,7 @@ def test_group_new_to_the_daemon_is_started_after_the_restart(supervisord_factor
     startsecs=1
     stopwaitsecs=2
     """
-    sd = supervisord_factory(programs, start=False)
-    sd.write_script('sleeper.py', SLEEPER)
-    sd.start()
-    sd.wait_states({'envprog:envprog': 'RUNNING'})
+    sd = _running_sleeper(supervisord_factory, programs)
     sd.write_config(programs + """
     [program:newprog]
     command={python} {dir}/sleeper.py
@@ -292,10 +295,7 @@ def test_daemon_that_does_not_come_back(supervisord_factory, module_runner):
     startsecs=0
     stopwaitsecs=2
     """
-    sd = supervisord_factory(programs, start=False)
-    sd.write_script('sleeper.py', SLEEPER)
-    sd.start()
-    sd.wait_states({'envprog:envprog': 'RUNNING'})
+    sd = _running_sleeper(supervisord_factory, programs)
     # a broken config: supervisord exits when it re-reads it during the restart
     sd.write_config(textwrap.dedent(programs) + '\n[program:broken]\nstartsecs=notanumber\ncommand=/bin/true\n')
     res, dummy = module_runner(_common(sd, name='envprog', state='restarted', daemon='restarted',
