@@ -72,45 +72,53 @@ def is_cgroup_v2(root="/"):
     return os.path.exists(_path(root, CGROUP_MOUNT, "cgroup.controllers"))
 
 
-def cgroup_cpu_limit(root="/"):
-    """CPU quota in (fractional) CPUs, or ``(None, None)`` when unlimited/unknown."""
+def _cgroup_min(root, v2_read, v1_dirs, v1_controller, v1_read):
+    """The smallest value ``read(directory)`` finds in this process's cgroup or its ancestors.
+
+    cgroup v2: the unified hierarchy; v1: the first of ``v1_dirs`` (under the cgroup mount) where
+    anything is found, following this process's ``v1_controller`` path. Readers return None for
+    "no limit here". Returns ``(value, "v2" | "v1")`` or ``(None, None)``.
+    """
     cgroups = read_self_cgroups(root)
     mount = _path(root, CGROUP_MOUNT)
-    best = None
     if is_cgroup_v2(root):
-        for directory in _candidate_dirs(mount, cgroups.get("")):
-            text = _read(os.path.join(directory, "cpu.max"))
-            if not text:
-                continue
-            fields = text.split()
-            if not fields or fields[0] == "max":
-                continue
-            try:
-                quota = int(fields[0])
-                period = int(fields[1]) if len(fields) > 1 else 100000
-            except ValueError:
-                continue
-            if quota > 0 and period > 0:
-                cpus = quota / period
-                best = cpus if best is None else min(best, cpus)
-        return (best, "cgroup v2 cpu.max") if best is not None else (None, None)
-    for sub in V1_CPU_DIRS:
-        base = os.path.join(mount, sub)
-        if not os.path.isdir(base):
-            continue
-        for directory in _candidate_dirs(base, cgroups.get("cpu")):
-            quota = _read(os.path.join(directory, "cpu.cfs_quota_us"))
-            period = _read(os.path.join(directory, "cpu.cfs_period_us"))
-            try:
-                quota, period = int(quota), int(period)
-            except (TypeError, ValueError):
-                continue
-            if quota > 0 and period > 0:
-                cpus = quota / period
-                best = cpus if best is None else min(best, cpus)
-        if best is not None:
-            return best, "cgroup v1 cpu.cfs_quota_us"
+        hierarchies = [(mount, cgroups.get(""), v2_read, "v2")]
+    else:
+        hierarchies = [(os.path.join(mount, sub), cgroups.get(v1_controller), v1_read, "v1")
+                       for sub in v1_dirs if os.path.isdir(os.path.join(mount, sub))]
+    for base, cgroup_path, read, version in hierarchies:
+        values = [v for v in (read(d) for d in _candidate_dirs(base, cgroup_path)) if v is not None]
+        if values:
+            return min(values), version
     return None, None
+
+
+def _v2_cpus(directory):
+    fields = (_read(os.path.join(directory, "cpu.max")) or "").split()
+    if not fields or fields[0] == "max":
+        return None
+    try:
+        quota = int(fields[0])
+        period = int(fields[1]) if len(fields) > 1 else 100000
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def _v1_cpus(directory):
+    try:
+        quota = int(_read(os.path.join(directory, "cpu.cfs_quota_us")))
+        period = int(_read(os.path.join(directory, "cpu.cfs_period_us")))
+    except (TypeError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def cgroup_cpu_limit(root="/"):
+    """CPU quota in (fractional) CPUs, or ``(None, None)`` when unlimited/unknown."""
+    value, version = _cgroup_min(root, _v2_cpus, V1_CPU_DIRS, "cpu", _v1_cpus)
+    sources = {"v2": "cgroup v2 cpu.max", "v1": "cgroup v1 cpu.cfs_quota_us"}
+    return (value, sources[version]) if version else (None, None)
 
 
 def _default_affinity():
@@ -172,39 +180,31 @@ def meminfo_total(root="/"):
     return None
 
 
+def _v2_memory(directory):
+    text = _read(os.path.join(directory, "memory.max"))
+    if not text or text == "max":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def _v1_memory(directory):
+    try:
+        value = int(_read(os.path.join(directory, "memory.limit_in_bytes")))
+    except (TypeError, ValueError):
+        return None
+    # v1 reports "unlimited" as a huge page-aligned number (e.g. 9223372036854771712)
+    return value if 0 < value < (1 << 62) else None
+
+
 def cgroup_memory_limit(root="/"):
     """Memory limit of this process's cgroup in bytes, or ``(None, None)`` when unlimited."""
-    cgroups = read_self_cgroups(root)
-    mount = _path(root, CGROUP_MOUNT)
-    best = None
-    if is_cgroup_v2(root):
-        for directory in _candidate_dirs(mount, cgroups.get("")):
-            text = _read(os.path.join(directory, "memory.max"))
-            if not text or text == "max":
-                continue
-            try:
-                value = int(text)
-            except ValueError:
-                continue
-            if value > 0:
-                best = value if best is None else min(best, value)
-        return (best, "cgroup v2 memory.max") if best is not None else (None, None)
-    for sub in V1_MEMORY_DIRS:
-        base = os.path.join(mount, sub)
-        if not os.path.isdir(base):
-            continue
-        for directory in _candidate_dirs(base, cgroups.get("memory")):
-            text = _read(os.path.join(directory, "memory.limit_in_bytes"))
-            try:
-                value = int(text)
-            except (TypeError, ValueError):
-                continue
-            # v1 reports "unlimited" as a huge page-aligned number (e.g. 9223372036854771712)
-            if 0 < value < (1 << 62):
-                best = value if best is None else min(best, value)
-        if best is not None:
-            return best, "cgroup v1 memory.limit_in_bytes"
-    return None, None
+    value, version = _cgroup_min(root, _v2_memory, V1_MEMORY_DIRS, "memory", _v1_memory)
+    sources = {"v2": "cgroup v2 memory.max", "v1": "cgroup v1 memory.limit_in_bytes"}
+    return (value, sources[version]) if version else (None, None)
 
 
 def memory_total(root="/"):
