@@ -8,12 +8,99 @@
 #   CELERY_TUNING_IMAGE_UBUNTU2404 (default authops/ubuntu2404-systemd)
 # python3-apt is included as on a standard server install: apt in check mode needs it.
 # Usage: scripts/build-images.sh [debian12|debian13|ubuntu2404 ...]   (default: all three)
+#        scripts/build-images.sh --print-mirrors   (show the mirrors it would use; builds nothing)
+# Mirrors (no host name is written here):
+#   DEBIAN_MIRROR  default: the host's own Debian archive from its apt sources (the first enabled
+#                  `deb` entry for the host's release with `main`, one-line or deb822 format, in
+#                  apt's reading order; -security/-updates/-backports entries are skipped), else
+#                  debootstrap's built-in default.
+#   UBUNTU_MIRROR  default: the host's apt source when the host is Ubuntu, else the mirror that
+#                  debootstrap itself uses for Ubuntu suites on this architecture.
+# Sourcing the file defines the functions without building anything.
 set -euo pipefail
 
 log() { printf 'build-images: %s\n' "$*" >&2; }
 
-DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-UBUNTU_MIRROR=${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}
+# The host's main archive mirror from its apt sources, or nothing. Preferred: a suite equal to the
+# host's VERSION_CODENAME; else the first plain suite (no '-' or '/': not -security, -updates, ...).
+host_apt_mirror() {
+  local codename files=() f
+  # shellcheck disable=SC1091  # the host's file, read in a subshell
+  codename=$( (. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}") 2>/dev/null || true)
+  [ -f /etc/apt/sources.list ] && files+=(/etc/apt/sources.list)
+  for f in /etc/apt/sources.list.d/*; do  # apt reads only *.list and *.sources, sorted by name
+    case "$f" in *.list | *.sources) [ -f "$f" ] && files+=("$f") ;; esac
+  done
+  [ ${#files[@]} -gt 0 ] || return 0
+  awk -v codename="$codename" '
+    function consider(types, uris, suites, comps,   n, s, i, uri) {
+      if ((" " types " ") !~ / deb /) return
+      split(uris, s, " "); uri = s[1]
+      if (uri !~ /^(https?|file):/) return
+      if ((" " comps " ") !~ / main /) return
+      n = split(suites, s, " ")
+      for (i = 1; i <= n; i++) {
+        if (codename != "" && s[i] == codename && exact == "") exact = uri
+        if (s[i] !~ /[-\/]/ && plain == "") plain = uri
+      }
+    }
+    function flush() {
+      if (tolower(st["enabled"]) != "no") consider(st["types"], st["uris"], st["suites"], st["components"])
+      delete st; last = ""
+    }
+    FNR == 1 { if (deb822) flush(); deb822 = FILENAME ~ /\.sources$/ }
+    /^[ \t]*#/ { next }
+    !deb822 {
+      line = $0; sub(/#.*/, "", line); gsub(/\[[^]]*\]/, " ", line)
+      n = split(line, w, " ")
+      if (n >= 3) { comps = ""; for (i = 4; i <= n; i++) comps = comps " " w[i]; consider(w[1], w[2], w[3], comps) }
+      next
+    }
+    /^[ \t]*$/ { flush(); next }
+    /^[ \t]/ { if (last != "") st[last] = st[last] " " $0; next }
+    {
+      key = tolower($0); sub(/:.*/, "", key)
+      value = $0; sub(/^[^:]*:[ \t]*/, "", value)
+      st[key] = value; last = key
+    }
+    END { if (deb822) flush(); if (exact != "") print exact; else if (plain != "") print plain }
+  ' "${files[@]}"
+}
+
+# shellcheck disable=SC1091  # the host's file, read in a subshell
+host_os_id() { ( . /etc/os-release && printf '%s' "${ID:-}") 2>/dev/null || true; }
+
+# debootstrap's own defaults (nothing when debootstrap is not installed).
+debootstrap_debian_default() {
+  sed -n 's/^DEF_MIRROR="\(.*\)"$/\1/p' /usr/sbin/debootstrap 2>/dev/null | head -n 1 || true
+}
+debootstrap_ubuntu_default() {
+  # The Ubuntu script's first `case $ARCH` block only calls default_mirror: evaluate just that.
+  local script=/usr/share/debootstrap/scripts/gutsy
+  [ -f "$script" ] || return 0
+  (
+    # shellcheck disable=SC2034  # read by the evaluated block
+    ARCH=$(dpkg --print-architecture) SUITE=noble
+    # shellcheck disable=SC2317  # called by the evaluated block
+    default_mirror() { printf '%s\n' "$1"; }
+    eval "$(sed -n '1,/^esac/p' "$script")"
+  ) | head -n 1
+}
+
+# Sets DEBIAN_MIRROR and UBUNTU_MIRROR (environment values win).
+resolve_mirrors() {
+  local host os
+  host=$(host_apt_mirror)
+  os=$(host_os_id)
+  if [ -z "${DEBIAN_MIRROR:-}" ]; then
+    [ "$os" = debian ] && DEBIAN_MIRROR=$host
+    DEBIAN_MIRROR=${DEBIAN_MIRROR:-$(debootstrap_debian_default)}
+  fi
+  if [ -z "${UBUNTU_MIRROR:-}" ]; then
+    [ "$os" = ubuntu ] && UBUNTU_MIRROR=$host
+    UBUNTU_MIRROR=${UBUNTU_MIRROR:-$(debootstrap_ubuntu_default)}
+  fi
+}
 WORK=${CELERY_TUNING_IMAGE_WORKDIR:-/var/tmp/celery-tuning-images}
 PACKAGES=python3,python3-apt,python3-venv,sudo,procps,systemd,systemd-sysv,dbus,ca-certificates
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
@@ -61,12 +148,14 @@ build() {
     return
   fi
   need_tools
+  resolve_mirrors
   case "$platform" in
     debian12) suite=bookworm; mirror=$DEBIAN_MIRROR ;;
     debian13) suite=trixie; mirror=$DEBIAN_MIRROR ;;
     ubuntu2404)
       suite=noble; mirror=$UBUNTU_MIRROR
-      extra=(--components=main,universe "--keyring=$(ubuntu_keyring)")
+      [ -n "$mirror" ] || { log "no Ubuntu mirror known: set UBUNTU_MIRROR"; exit 1; }
+      extra=("--components=main,universe" "--keyring=$(ubuntu_keyring)")
       # bookworm's debootstrap has no script for noble; gutsy's is the one all later Ubuntus use.
       [ -e /usr/share/debootstrap/scripts/noble ] || ln -s gutsy /usr/share/debootstrap/scripts/noble
       ;;
@@ -87,9 +176,20 @@ build() {
   log "$name built"
 }
 
-mkdir -p "$WORK"
-platforms=("$@")
-[ ${#platforms[@]} -gt 0 ] || platforms=(debian12 debian13 ubuntu2404)
-for p in "${platforms[@]}"; do
-  build "$p"
-done
+main() {
+  if [ "${1:-}" = --print-mirrors ]; then
+    resolve_mirrors
+    printf 'DEBIAN_MIRROR=%s\nUBUNTU_MIRROR=%s\n' "$DEBIAN_MIRROR" "$UBUNTU_MIRROR"
+    return
+  fi
+  mkdir -p "$WORK"
+  local platforms=("$@") p
+  [ ${#platforms[@]} -gt 0 ] || platforms=(debian12 debian13 ubuntu2404)
+  for p in "${platforms[@]}"; do
+    build "$p"
+  done
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

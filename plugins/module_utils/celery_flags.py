@@ -24,8 +24,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import platform
 import re
 import shlex
+
+from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import (
+    GateError,
+    check_app,
+    check_arg,
+    check_expansions,
+    check_name,
+    check_path,
+)
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -41,9 +51,11 @@ MEMORY_FLAG_POOLS = ("prefork",)
 #: Python packages a pool needs inside the virtualenv.
 POOL_PACKAGES = {"gevent": ["gevent"], "eventlet": ["eventlet"]}
 
-WORKLOAD_POOLS = {"io": "gevent", "cpu": "prefork", "mixed": "threads"}
+WORKLOAD_POOLS = {"io": "threads", "cpu": "prefork", "mixed": "threads"}
 DEFAULT_GREEN_CONCURRENCY = 10
 DEFAULT_THREADS_CONCURRENCY = 5
+#: Threads for I/O-bound tasks: they wait on ESI and the database most of the time.
+DEFAULT_IO_THREADS_CONCURRENCY = 20
 
 #: Smallest memory limit accepted without allow_small_memory_limit (the guide: not below ~128 MB).
 MIN_MEMORY_LIMIT = 128 * MIB
@@ -64,53 +76,62 @@ DEFAULT_MEMORY_BUDGET_PERCENT = 50
 #: MariaDB's default max_connections is 151; 100 leaves room for gunicorn, cron jobs and admins.
 DEFAULT_DB_CONNECTION_BUDGET = 100
 
-WORKER_DEFAULTS = {
-    "name": None,
-    "app": "myauth",
-    "celery_bin": "celery",
-    "queues": None,
-    "workload": "io",
-    "pool": "auto",
-    "concurrency": "auto",
-    "loglevel": "info",
-    "max_memory_per_child": None,
-    "max_tasks_per_child": None,
-    "memory_limit": None,
-    "memory_baseline": None,
-    "single_threaded": False,
-    "numprocs": 1,
-    "numprocs_start": 0,
-    "process_name": DEFAULT_PROCESS_NAME,
-    "group_name": None,
-    "node_name": DEFAULT_NODE_NAME,
-    "prefetch_multiplier": None,
-    "time_limit": None,
-    "soft_time_limit": None,
-    "stopwaitsecs": 600,
-    "extra_args": None,
-    "beat": False,
+#: The one table of worker options: type (as in an Ansible argument spec), default, and for the
+#: options that become a Celery flag, the flag. The module's argument spec, the defaults and the
+#: managed flags are built from it; the docs and the role's argument_specs are checked against it.
+WORKER_OPTIONS = {
+    "name": dict(type="str", required=True),
+    "app": dict(type="str", default="myauth", flag="-A"),
+    "celery_bin": dict(type="str", default="celery"),
+    "beat": dict(type="bool", default=False),
+    "queues": dict(type="list", elements="str", flag="--queues"),
+    "workload": dict(type="str", choices=list(WORKLOADS), default="io"),
+    "pool": dict(type="str", choices=list(POOLS), default="auto", flag="--pool"),
+    "concurrency": dict(type="raw", default="auto", flag="--concurrency"),
+    "loglevel": dict(type="str", default="info", flag="--loglevel"),
+    "max_memory_per_child": dict(type="str", flag="--max-memory-per-child"),
+    "max_tasks_per_child": dict(type="int", flag="--max-tasks-per-child"),
+    "memory_limit": dict(type="str"),
+    "memory_baseline": dict(type="str"),
+    "single_threaded": dict(type="bool", default=False),
+    "numprocs": dict(type="int", default=1),
+    "numprocs_start": dict(type="int", default=0),
+    "process_name": dict(type="str", default="%(program_name)s_%(process_num)02d"),
+    "group_name": dict(type="str"),
+    "node_name": dict(type="str", default="%(program_name)s_%(process_num)02d", flag="--hostname"),
+    "prefetch_multiplier": dict(type="int", flag="--prefetch-multiplier"),
+    "time_limit": dict(type="int", flag="--time-limit"),
+    "soft_time_limit": dict(type="int", flag="--soft-time-limit"),
+    "stopwaitsecs": dict(type="int", default=600),
+    "extra_args": dict(type="list", elements="str"),
+    "supervisor": dict(type="dict"),
 }
 
+WORKER_DEFAULTS = dict((key, spec.get("default")) for key, spec in WORKER_OPTIONS.items())
+
+
+def worker_argument_spec():
+    """The module's suboptions of ``workers``, from :data:`WORKER_OPTIONS`.
+
+    Without defaults: a worker option left out takes O(worker_defaults), then the table's default.
+    """
+    keys = ("type", "elements", "choices", "required")
+    return dict((name, dict((k, v) for k, v in spec.items() if k in keys))
+                for name, spec in WORKER_OPTIONS.items())
+
+
+#: Short forms and aliases of the flags in WORKER_OPTIONS.
+_FLAG_ALIASES = {"-P": "--pool", "-c": "--concurrency", "--autoscale": "--concurrency", "-Q": "--queues",
+                 "-l": "--loglevel", "-n": "--hostname", "--app": "-A"}
 #: Flags the module manages itself; extra_args must not repeat them (long and short forms).
-MANAGED_FLAGS = {
-    "-A": "app",
-    "--app": "app",
-    "-P": "pool",
-    "--pool": "pool",
-    "-c": "concurrency",
-    "--concurrency": "concurrency",
-    "--autoscale": "concurrency",
-    "-Q": "queues",
-    "--queues": "queues",
-    "-l": "loglevel",
-    "--loglevel": "loglevel",
-    "-n": "node_name",
-    "--hostname": "node_name",
-    "--max-memory-per-child": "max_memory_per_child",
-    "--max-tasks-per-child": "max_tasks_per_child",
-    "--prefetch-multiplier": "prefetch_multiplier",
-    "--time-limit": "time_limit",
-    "--soft-time-limit": "soft_time_limit",
+MANAGED_FLAGS = dict((spec["flag"], name) for name, spec in WORKER_OPTIONS.items() if "flag" in spec)
+MANAGED_FLAGS.update((alias, MANAGED_FLAGS[flag]) for alias, flag in _FLAG_ALIASES.items())
+#: Flags that would start a second scheduler or leave supervisor without its process.
+FORBIDDEN_FLAGS = {
+    "-B": "runs an embedded beat: Auth needs exactly one beat (celery_workers_beat_enabled)",
+    "--beat": "runs an embedded beat: Auth needs exactly one beat (celery_workers_beat_enabled)",
+    "-D": "detaches from supervisor, which then restarts it in a loop",
+    "--detach": "detaches from supervisor, which then restarts it in a loop",
 }
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
@@ -123,7 +144,6 @@ _SIZE_UNITS = {
 }
 # A supervisor/Python %-expansion such as %(program_name)s or %(process_num)02d.
 _EXPANSION_RE = re.compile(r"%\((\w+)\)([#0 +-]*\d*(?:\.\d+)?[sdiouxXeEfFgGcr])")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 class WorkerFlagsError(Exception):
@@ -229,13 +249,15 @@ def expand_process_names(program_name, process_name=DEFAULT_PROCESS_NAME, numpro
             "process_num": num,
             "group_name": group_name or program_name,
             "numprocs": numprocs,
+            "host_node_name": platform.node(),
         }
         try:
-            names.append(process_name % expansions)
+            names.append(_checked(check_name, "worker %s: process_name %r gives" % (program_name, process_name),
+                                  process_name % expansions))
         except KeyError as exc:
             raise WorkerFlagsError(
                 "worker %s: process_name %r uses %%(%s)s which cannot be expanded here; "
-                "only program_name, process_num, group_name and numprocs are supported"
+                "only program_name, process_num, group_name, numprocs and host_node_name are supported"
                 % (program_name, process_name, exc.args[0]))
         except (ValueError, TypeError) as exc:
             raise WorkerFlagsError(
@@ -292,6 +314,7 @@ def check_extra_args(extra_args, name="worker"):
         if not isinstance(item, str):
             raise WorkerFlagsError(
                 "worker %s: extra_args items must be strings, got %r" % (name, item))
+        _checked(check_arg, "worker %s: extra_args item" % name, item)
         try:
             tokens = shlex.split(item)
         except ValueError as exc:
@@ -305,6 +328,10 @@ def check_extra_args(extra_args, name="worker"):
                 flag = token[:2]
             else:
                 continue
+            if flag in FORBIDDEN_FLAGS:
+                raise WorkerFlagsError(
+                    "worker %s: extra_args must not contain %s (from %r): it %s"
+                    % (name, flag, item, FORBIDDEN_FLAGS[flag]))
             if flag in MANAGED_FLAGS:
                 raise WorkerFlagsError(
                     "worker %s: extra_args must not contain %s (from %r); it is managed by the "
@@ -314,11 +341,16 @@ def check_extra_args(extra_args, name="worker"):
     return argv
 
 
+def _checked(check, what, *args):
+    """Run one of the gate's checkers, turning its refusal into a WorkerFlagsError."""
+    try:
+        return check(what, *args)
+    except GateError as exc:
+        raise WorkerFlagsError(str(exc))
+
+
 def _check_name(value, what, name):
-    if not isinstance(value, str) or not value or not _NAME_RE.match(value):
-        raise WorkerFlagsError(
-            "worker %s: %s %r must be a non-empty name of letters, digits, '_', '.' or '-'"
-            % (name, what, value))
+    _checked(check_name, "worker %s: %s" % (name, what), value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,12 +377,19 @@ def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
     if not name:
         raise WorkerFlagsError("every worker needs a name (the supervisor program name)")
     _check_name(name, "name", name)
-    _check_name(worker["app"], "app", name)
+    _checked(check_app, "worker %s: app" % name, worker["app"])
     if worker["group_name"] is not None:
         _check_name(worker["group_name"], "group_name", name)
     if not worker["celery_bin"] or not isinstance(worker["celery_bin"], str):
         raise WorkerFlagsError("worker %s: celery_bin must be a path such as "
                                "/home/allianceserver/venv/auth/bin/celery" % name)
+    if worker["celery_bin"] != "celery":
+        _checked(check_path, "worker %s: celery_bin" % name, worker["celery_bin"])
+    _checked(check_expansions, "worker %s: process_name" % name,
+             _checked(check_arg, "worker %s: process_name" % name, str(worker["process_name"])))
+    if worker["node_name"]:
+        _checked(check_expansions, "worker %s: node_name" % name,
+                 _checked(check_arg, "worker %s: node_name" % name, str(worker["node_name"])))
 
     warnings = []
     explain = []
@@ -389,6 +428,7 @@ def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
             raise WorkerFlagsError(
                 "worker %s: queue %r is invalid; give queues as a list of names without "
                 "commas or spaces" % (name, queue))
+        _check_name(queue, "queue", name)
 
     extra_argv = check_extra_args(worker["extra_args"], name)
 
@@ -430,8 +470,10 @@ def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
         else:
             pool = WORKLOAD_POOLS[workload]
             reason = {
-                "io": "workload io (ESI HTTP calls, DB updates): gevent runs many I/O-bound "
-                      "tasks per process cheaply",
+                "io": "workload io (ESI HTTP calls, then DB updates): threads overlap the waits, and "
+                      "Auth's database driver, mysqlclient, is a C extension that gevent cannot make "
+                      "cooperative (each query would block every greenlet); ask for pool gevent only "
+                      "with a cooperative driver such as PyMySQL",
                 "cpu": "workload cpu: prefork runs one process per core, free of the GIL",
                 "mixed": "workload mixed: threads (Auth 5.x's stock pool) overlap I/O without "
                          "extra packages",
@@ -583,6 +625,7 @@ def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
         "numprocs": numprocs,
         "numprocs_start": numprocs_start,
         "process_names": process_names,
+        "process_name": worker["process_name"],
         "node_name": node_name,
         "prefetch_multiplier": prefetch,
         "time_limit": time_limit,
@@ -665,14 +708,14 @@ def _round_up_mib(nbytes):
 # budgets
 # ---------------------------------------------------------------------------------------------
 
-def default_concurrency(pool, cpu_count):
+def default_concurrency(pool, cpu_count, workload="mixed"):
     """Concurrency used for ``auto`` before budgets are applied."""
     if pool == "prefork":
         return max(1, int(cpu_count))
     if pool in ("gevent", "eventlet"):
         return DEFAULT_GREEN_CONCURRENCY
     if pool == "threads":
-        return DEFAULT_THREADS_CONCURRENCY
+        return DEFAULT_IO_THREADS_CONCURRENCY if workload == "io" else DEFAULT_THREADS_CONCURRENCY
     return 1
 
 
@@ -709,10 +752,35 @@ def _scale(desired, weights, available):
     return [max(1, (d * max(available, 0)) // total) for d in desired]
 
 
+#: A measured RSS is rounded up to this step, so that the plan does not follow every small change.
+BASELINE_STEP = 32 * MIB
+
+
+def _with_measured_baseline(raw, measured_rss):
+    """A worker with a memory limit and no memory_baseline gets its largest measured RSS (rounded up)."""
+    if not measured_rss or not isinstance(raw, dict) or raw.get("beat"):
+        return raw
+    if raw.get("memory_baseline") is not None or (raw.get("memory_limit") is None
+                                                 and raw.get("max_memory_per_child") is None):
+        return raw
+    try:
+        names = expand_process_names(
+            raw.get("name"), raw.get("process_name") or DEFAULT_PROCESS_NAME, int(raw.get("numprocs") or 1),
+            int(raw.get("numprocs_start") or 0), raw.get("group_name"))
+    except (WorkerFlagsError, TypeError, ValueError):
+        return raw  # normalize_worker reports the bad input
+    sizes = [int(measured_rss[n]) for n in names if n in measured_rss and int(measured_rss[n] or 0) > 0]
+    if not sizes:
+        return raw
+    out = dict(raw)
+    out["memory_baseline"] = -(-max(sizes) // BASELINE_STEP) * BASELINE_STEP
+    return out
+
+
 def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT_MEMORY_BUDGET_PERCENT,
                  db_connection_budget=DEFAULT_DB_CONNECTION_BUDGET, allow_small_memory_limit=False,
                  baseline_headroom_action="error", strict=False, cpu_source="parameter",
-                 memory_source="parameter"):
+                 memory_source="parameter", measured_rss=None):
     """Compute flags for all workers.  Raises WorkerFlagsError before returning anything."""
     if isinstance(workers, dict):
         workers = [workers]
@@ -736,8 +804,14 @@ def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT
         raise WorkerFlagsError("baseline_headroom_action must be one of %s, got %r"
                                % (", ".join(HEADROOM_ACTIONS), baseline_headroom_action))
 
+    workers = [_with_measured_baseline(w, measured_rss) for w in workers]
     plans = [normalize_worker(w, strict, allow_small_memory_limit, baseline_headroom_action)
              for w in workers]
+    beats = [p["name"] for p in plans if p["beat"]]
+    if len(beats) > 1:
+        raise WorkerFlagsError(
+            "%d beat programs (%s): every periodic task would be sent %d times; keep exactly one beat"
+            % (len(beats), ", ".join(beats), len(beats)))
 
     seen = {}
     for p in plans:
@@ -779,7 +853,7 @@ def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT
                human_size(memory_total)))
 
     # auto concurrency: desired values scaled to the remaining DB and memory budget
-    desired = [default_concurrency(p["pool"], cpu_count) for p in auto]
+    desired = [default_concurrency(p["pool"], cpu_count, p["workload"]) for p in auto]
     db_caps = _scale(desired, [p["numprocs"] for p in auto], db_connection_budget - fixed_conns)
 
     prefork_idx = [i for i, p in enumerate(auto) if p["pool"] == "prefork"]
@@ -804,7 +878,8 @@ def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT
             "prefork": "one process per CPU (%d CPUs)" % cpu_count,
             "gevent": "the guide's conservative start for gevent",
             "eventlet": "the guide's conservative start for green pools",
-            "threads": "Auth 5.x's stock threads concurrency",
+            "threads": ("the I/O-bound default for threads" if p["workload"] == "io"
+                        else "Auth 5.x's stock threads concurrency"),
         }.get(p["pool"], "default")
         p["explain"].append("concurrency=%d: auto, %s is %d" % (value, base, desired[i]))
         if value < desired[i] and db_caps[i] == value:
@@ -826,8 +901,9 @@ def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT
     if total_conns > db_connection_budget:
         raise WorkerFlagsError(
             "even with auto concurrency reduced to 1 the workers need %d DB connections but "
-            "db_connection_budget is %d; lower the fixed concurrency values or raise "
-            "db_connection_budget" % (total_conns, db_connection_budget))
+            "db_connection_budget is %d; %s or raise db_connection_budget"
+            % (total_conns, db_connection_budget,
+               "lower the fixed concurrency values" if fixed else "lower numprocs or the number of workers"))
     if total_mem > mem_budget:
         raise WorkerFlagsError(
             "even with auto concurrency reduced to 1 the workers need about %s but the memory "
@@ -921,6 +997,8 @@ def _render(p):
         "node_name": p["node_name"],
         "single_threaded": p["single_threaded"],
         "process_names": p["process_names"],
+        "process_name": p["process_name"],
+        "numprocs_start": p["numprocs_start"],
         "max_memory_per_child_kib": (size_to_kib(p["max_memory_per_child"])
                                      if p["max_memory_per_child"] is not None else None),
         "max_tasks_per_child": p["max_tasks_per_child"],

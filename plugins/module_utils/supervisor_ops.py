@@ -777,6 +777,139 @@ class GroupRunner(object):
             self.timeouts['start'] = max(self.reports[s]['startsecs'] for s in members) + START_MARGIN
 
 
+def validate_params(params, path_exists=os.path.exists, get_bin_path=None):
+    """Range-check every option and probe the service manager before the first call that changes state."""
+    for key in ('stop_timeout', 'daemon_timeout', 'start_timeout'):
+        value = params.get(key)
+        if value is not None and value < 1:
+            raise SupervisorError('%s must be at least 1 second, got %s; leave it out for the computed default'
+                                  % (key, value), phase=PHASE_VALIDATE)
+    interval = params.get('poll_interval')
+    if interval is not None and not 0 < interval <= 60:
+        raise SupervisorError('poll_interval must be above 0 and at most 60 seconds, got %s' % interval,
+                              phase=PHASE_VALIDATE)
+    call_timeout = params.get('call_timeout')
+    if call_timeout is not None and call_timeout <= 0:
+        raise SupervisorError('call_timeout must be above 0 seconds, got %s' % call_timeout, phase=PHASE_VALIDATE)
+    if params.get('daemon') == 'reloaded' and params.get('rolling'):
+        raise SupervisorError('rolling=true cannot be combined with daemon=reloaded (a changed group is replaced '
+                              'whole); apply the change first, then restart rolling', phase=PHASE_VALIDATE)
+    manager = params.get('service_manager')
+    if params.get('daemon') == 'restarted' and manager in ('systemd', 'service'):
+        service = params.get('service_name', 'supervisor')
+        if manager == 'systemd' and not (path_exists('/run/systemd/system') and
+                                         (get_bin_path is None or get_bin_path('systemctl'))):
+            raise SupervisorError('service_manager=systemd, but systemd does not run on this host; use '
+                                  'service_manager=auto (or rpc)', phase=PHASE_VALIDATE)
+        if manager == 'service' and not (path_exists('/etc/init.d/%s' % service) or
+                                         (get_bin_path is not None and get_bin_path('service'))):
+            raise SupervisorError('service_manager=service, but there is no init script /etc/init.d/%s; use '
+                                  'service_manager=auto (or rpc)' % service, phase=PHASE_VALIDATE)
+
+
+class ReloadRunner(GroupRunner):
+    """Apply a changed file to one group of the running daemon, as ``supervisorctl update <group>`` does,
+    but gracefully: supervisord re-reads its files (``reloadConfig``); a changed group has its workers
+    stopped first and the O(stop_last) programs (Auth's gunicorn) only once the workers drained; then
+    the group is replaced and started, ``stop_last`` first. Other groups and the daemon keep running."""
+
+    def _run(self):
+        p = self.params
+        self.phase = PHASE_CONNECT
+        self._wait_until_running()
+        self.phase = PHASE_INSPECT
+        name = p['name'].strip().rstrip(':')
+        self.kind, self.key = 'group', name
+        added, changed, removed = self.client.reload_config()
+        snap, all_infos = self._snapshot()
+        self.cfg = config_index(self.client.get_all_config_info())
+        members = [i for i in all_infos if i['group'] == name]
+        for info in members:
+            rep = self._report(info)
+            rep['state_before'] = info['statename']
+            rep['pid_before'] = info['pid'] or None
+        self.timeouts = compute_timeouts(members, self.cfg, all_infos, p)
+        before = self._diff_side(dict((s, r['state_before']) for s, r in self.reports.items()))
+        if name in changed or name in removed:
+            action = 'replace' if name in changed else 'remove'
+        elif name in added:
+            action = 'add'
+        elif not members:
+            raise SupervisorError('supervisord knows no group %s, and its files do not define one: check the '
+                                  'include directory' % name, phase=PHASE_INSPECT, kind=KIND_BAD_NAME)
+        else:
+            action = 'keep'
+        if self.check_mode:
+            self.changed = action != 'keep' or any(r['state_before'] != 'RUNNING' for r in self.reports.values())
+            self.actions.append({'replace': 'would stop %s gracefully (workers first, then %s), replace it with its '
+                                            'new configuration and start it' % (name, ', '.join(p.get('stop_last') or [])
+                                                                                or 'nothing else'),
+                                 'remove': 'would stop and remove %s (no longer in the files)' % name,
+                                 'add': 'would add %s and start it' % name,
+                                 'keep': 'configuration of %s unchanged' % name}[action])
+            return self._result(dict(steps=[action]), before, before)
+        if action in ('replace', 'remove'):
+            self._stop_in_order(members)
+            self.client.remove_process_group(name)
+            self.changed = True
+            self.actions.append('removed %s from the running daemon' % name)
+        if action in ('replace', 'add'):
+            self.client.add_process_group(name)
+            self.changed = True
+            self.actions.append('added %s with its new configuration' % name)
+            snap, all_infos = self._snapshot()
+            self.cfg = config_index(self.client.get_all_config_info())
+            self.timeouts.update((k, v) for k, v in compute_timeouts(
+                [i for i in all_infos if i['group'] == name], self.cfg, all_infos, p).items() if k == 'start')
+        if action != 'remove' and p['state'] != 'stopped':
+            self._start_in_order()
+        self._refresh_after()
+        after = self._diff_side(dict((s, r['state_after']) for s, r in self.reports.items()))
+        return self._result(dict(steps=[action]), before, after)
+
+    def _stop_in_order(self, members):
+        last = set(self.params.get('stop_last') or [])
+        first = [i for i in members if i['name'] not in last]
+        final = [i for i in members if i['name'] in last]
+        for batch in (first, final):
+            running = [namespec(i['group'], i['name']) for i in batch if i['statename'] in RUNNING_STATES]
+            waiting = [namespec(i['group'], i['name']) for i in batch if i['statename'] == STOPPING]
+            if not running and not waiting:
+                continue
+            self.phase = PHASE_STOP
+            t0 = self.clock()
+            for spec in running:
+                self._stop_one('%s:%s' % (self.key, spec.split(':')[-1]))
+            self.changed = True
+            self.actions.append('stopped %s gracefully' % ', '.join(running))
+            self._wait_stopped(running + waiting, t0, self.timeouts['stop'])
+
+    def _start_in_order(self):
+        self.phase = PHASE_START
+        last = set(self.params.get('stop_last') or [])
+        snap, all_infos = self._snapshot()
+        members = [i for i in all_infos if i['group'] == self.key]
+        for info in members:
+            self._report(info)
+        t0 = self.clock()
+        for batch in ([i for i in members if i['name'] in last], [i for i in members if i['name'] not in last]):
+            pending = [namespec(i['group'], i['name']) for i in batch if i['statename'] != 'RUNNING']
+            errors = {}
+            for info in batch:
+                if info['statename'] not in RUNNING_STATES:
+                    spec = '%s:%s' % (self.key, info['name'])
+                    err = self._start_one(spec)
+                    if err:
+                        errors[namespec(info['group'], info['name'])] = err
+                    self.reports[namespec(info['group'], info['name'])]['started'] = True
+            if pending:
+                self.changed = True
+                self.actions.append('started %s' % ', '.join(pending))
+                self._wait_running(pending, t0, self.timeouts['start'], errors)
+
+
 def run_supervisor_group(client, params, check_mode=False, **kwargs):
     """Entry point used by the module: returns the result dict or raises SupervisorError."""
-    return GroupRunner(client, params, check_mode=check_mode, **kwargs).run()
+    validate_params(params, kwargs.get('path_exists', os.path.exists), kwargs.get('get_bin_path'))
+    runner = ReloadRunner if params.get('daemon') == 'reloaded' else GroupRunner
+    return runner(client, params, check_mode=check_mode, **kwargs).run()

@@ -480,6 +480,16 @@ class SupervisorClient(object):
     def restart(self):
         return self.call('supervisor.restart')
 
+    def reload_config(self):
+        """``[added, changed, removed]`` group names after supervisord re-read its files (changes nothing)."""
+        return self.call('supervisor.reloadConfig')[0]
+
+    def add_process_group(self, name):
+        return self.call('supervisor.addProcessGroup', name)
+
+    def remove_process_group(self, name):
+        return self.call('supervisor.removeProcessGroup', name)
+
     def read_main_log_tail(self, nbytes=65536):
         """Last ``nbytes`` of the daemon's main log ('' when not available)."""
         try:

@@ -73,20 +73,20 @@ options:
       app:
         description:
           - Celery app passed as C(-A).
+          - "Default: C(myauth), or the O(worker_defaults) value."
         type: str
-        default: myauth
       celery_bin:
         description:
           - Celery executable, normally C(<venv>/bin/celery).
+          - "Default: C(celery), or the O(worker_defaults) value."
         type: str
-        default: celery
       beat:
         description:
           - The program runs C(celery -A <app> beat) instead of a worker. Pool, concurrency,
             queues, Celery memory flags, prefetch and time limits must not be set; numprocs must
             be 1.
+          - "Default: C(false), or the O(worker_defaults) value."
         type: bool
-        default: false
       queues:
         description:
           - Queues to consume (C(--queues=a,b)). Omit for Celery's default queue.
@@ -96,28 +96,27 @@ options:
         description:
           - What the tasks mostly do; used when O(workers[].pool=auto). Auth's tasks are mostly
             I/O (ESI HTTP calls and database updates).
+          - "Default: C(io), or the O(worker_defaults) value."
         type: str
         choices: [io, cpu, mixed]
-        default: io
       pool:
         description:
           - Celery execution pool. V(auto) applies the rules in the description.
           - C(gevent) and C(eventlet) need the package of that name in the virtualenv
             (see RV(packages)).
+          - "Default: C(auto), or the O(worker_defaults) value."
         type: str
         choices: [auto, prefork, threads, gevent, eventlet, solo]
-        default: auto
       concurrency:
         description:
           - V(auto) or an integer >= 1.
+          - "Default: C(auto), or the O(worker_defaults) value."
         type: raw
-        default: auto
       loglevel:
         description:
           - Celery log level, emitted as C(--loglevel=<level>). The guide uses C(info).
+          - "Default: C(info), or the O(worker_defaults) value."
         type: str
-        choices: [debug, info, warning, error, critical, fatal]
-        default: info
       max_memory_per_child:
         description:
           - Size such as C(256MB), C(262144KB) or C(1GB) (supervisor C(byte_size) rules; KB/MB/GB
@@ -151,24 +150,24 @@ options:
           - Run one task at a time, as C(worker_services) on queue C(services) must (Discord role
             sync breaks otherwise). With V(auto) pool this is C(prefork) with concurrency 1.
             A concurrency or numprocs above 1 is an error.
+          - "Default: C(false), or the O(worker_defaults) value."
         type: bool
-        default: false
       numprocs:
         description:
           - Supervisor C(numprocs) of the program.
+          - "Default: C(1), or the O(worker_defaults) value."
         type: int
-        default: 1
       numprocs_start:
         description:
           - Supervisor C(numprocs_start) of the program.
+          - "Default: C(0), or the O(worker_defaults) value."
         type: int
-        default: 0
       process_name:
         description:
           - Supervisor C(process_name) expression, expanded with C(program_name), C(process_num),
             C(group_name) and C(numprocs) into the real process names used for memmon.
+          - "Default: C(%(program_name)s_%(process_num)02d), or the O(worker_defaults) value."
         type: str
-        default: "%(program_name)s_%(process_num)02d"
       group_name:
         description:
           - Value of the C(group_name) expansion in O(workers[].process_name). Supervisor uses the name of
@@ -179,8 +178,8 @@ options:
         description:
           - Celery node name, emitted as C(--hostname=<node_name>) and left unescaped for
             supervisor's expansion. An empty string omits the flag.
+          - "Default: C(%(program_name)s_%(process_num)02d), or the O(worker_defaults) value."
         type: str
-        default: "%(program_name)s_%(process_num)02d"
       prefetch_multiplier:
         description:
           - Emitted as C(--prefetch-multiplier=N). C(0) means unlimited (warning).
@@ -198,12 +197,13 @@ options:
         description:
           - Supervisor C(stopwaitsecs) of the program (Auth uses 600), checked against
             O(workers[].time_limit).
+          - "Default: C(600), or the O(worker_defaults) value."
         type: int
-        default: 600
       extra_args:
         description:
           - Further Celery worker arguments appended to the argv. Each item is split like a shell
-            would (C(--autoscale 10,3) gives two arguments).
+            would (C(--without-mingle --without-gossip) gives two arguments).
+          - C(-B)/C(--beat) (a second beat) and C(-D)/C(--detach) (a process supervisor loses) are refused.
           - Flags the module manages are refused in both C(--x=v) and C(--x v) forms -
             C(-A)/C(--app), C(-P)/C(--pool), C(-c)/C(--concurrency), C(--autoscale),
             C(-Q)/C(--queues), C(-l)/C(--loglevel), C(-n)/C(--hostname),
@@ -211,6 +211,94 @@ options:
             C(--time-limit), C(--soft-time-limit).
         type: list
         elements: str
+      supervisor:
+        description:
+          - Further C([program:x]) options of this program (for example C(startsecs) or
+            C(priority)), over O(program_defaults). Options written from the plan (command,
+            directory, user, numprocs, process_name, stopwaitsecs, logs, environment) are refused.
+        type: dict
+  worker_defaults:
+    description:
+      - Worker options applied to every worker that does not set them (not to beat).
+    type: dict
+    default: {}
+  app:
+    description:
+      - Celery app (C(-A)) of every worker that does not set O(workers[].app).
+    type: str
+  celery_bin:
+    description:
+      - Celery executable of every worker that does not set O(workers[].celery_bin).
+    type: str
+  group_name:
+    description:
+      - The supervisor C([group:x]) of the programs; the name their processes carry in
+        C(%(group_name\)s).
+    type: str
+    default: myauth
+  project_dir:
+    description:
+      - The programs' working directory (C(directory=)).
+    type: path
+    default: /home/allianceserver/myauth
+  user:
+    description:
+      - The user every program runs as (C(user=)). C(root) is refused unless O(allow_root=true).
+    type: str
+    default: allianceserver
+  log_dir:
+    description:
+      - Directory of the files supervisord (root) opens for the programs' output. It must be a
+        directory only root can write, or a user could point a log file at a file of root's.
+    type: path
+    default: /var/log/supervisor/myauth
+  program_defaults:
+    description:
+      - C([program:x]) options of every planned program (for example C(autostart), C(startsecs),
+        C(killasgroup)). A worker's O(workers[].supervisor) wins.
+    type: dict
+    default: {}
+  carry_over:
+    description:
+      - Programs of an adopted file that the plan does not tune (Auth's gunicorn first), as
+        returned by M(authops.celery_tuning.supervisor_conf_info) in C(carry_over). They are
+        written as they were, checked by the same gate; their logs move to O(log_dir).
+    type: list
+    elements: dict
+    default: []
+  environment:
+    description:
+      - The C(environment=) of every program. Only checked here (names, and values supervisor's
+        line can carry); the role writes it. Values are never shown.
+    type: dict
+    default: {}
+  allow_root:
+    description:
+      - Allow a program to run as root (O(user=root), or a carried-over program without C(user=)).
+    type: bool
+    default: false
+  measured_rss:
+    description:
+      - RSS in bytes of the running processes, by real process name (as
+        M(authops.celery_tuning.supervisor_info) reports them). A worker with a memory limit and no
+        O(workers[].memory_baseline) takes its largest process, rounded up to 32 MiB, as baseline.
+    type: dict
+    default: {}
+  supervisord_environment:
+    description:
+      - The C([supervisord] environment=) of an adopted file (Auth's C(AA_*) variables), written
+        back as it was so that nothing the programs see is lost.
+      - "Not for secrets: use O(environment)."
+    type: dict
+    default: {}
+  adopted_memmon:
+    description:
+      - The memmon listener of an adopted file, as M(authops.celery_tuning.supervisor_conf_info)
+        returns it in C(memmon). Its limits are translated to the real process names
+        (C(-p worker=256MB) -> C(worker_00)) and kept in RV(memmon_limits) for every process the plan
+        gives no limit. memmon counts children (C(-c)), so a program whose children hold the
+        memory (gunicorn's workers, prefork) gets the size times its processes.
+    type: dict
   cpu_count:
     description:
       - CPUs available to the workers. Default read from the target (affinity, cgroup quota).
@@ -436,6 +524,38 @@ workers:
       type: list
       elements: str
       sample: ["pool=gevent: given", "concurrency=10: given"]
+programs:
+  description:
+    - The finished C([program:x]) sections, planned workers first, then the carried-over programs.
+      Each has C(name), C(kind) (C(worker) or C(carried)) and C(options), a list of C([key, value]) pairs in
+      the order they are written. Every value passed the gate.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "worker", "kind": "worker", "options": [["command", "celery -A myauth worker"], ["numprocs", "1"]]}]
+group:
+  description: The C([group:x]) section, with C(name), C(programs) and C(priority).
+  returned: success
+  type: dict
+  sample: {"name": "myauth", "programs": ["beat", "worker", "worker_services", "gunicorn"], "priority": 999}
+supervisord_environment:
+  description: The C([supervisord] environment=) to write, as C([name, value]) pairs.
+  returned: success
+  type: list
+  elements: list
+  sample: [["AA_USER", "allianceserver"]]
+adopted_memmon:
+  description: The adopted memmon limits by process name (C(limits)), how each was translated (C(explain)) and
+    what named no process (C(dropped)).
+  returned: success
+  type: dict
+  sample: {"limits": {"worker_00": "256MB"}, "explain": [], "dropped": []}
+sections:
+  description: Every section the group file defines; the config checker refuses a file with others.
+  returned: success
+  type: list
+  elements: str
+  sample: ["program:beat", "program:worker", "group:myauth"]
 packages:
   description: Sorted union of the Python packages all pools need.
   returned: success
@@ -515,48 +635,32 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
     DEFAULT_DB_CONNECTION_BUDGET,
     DEFAULT_MEMORY_BUDGET_PERCENT,
-    DEFAULT_NODE_NAME,
-    DEFAULT_PROCESS_NAME,
     HEADROOM_ACTIONS,
-    LOGLEVELS,
-    POOLS,
-    WORKLOADS,
     WorkerFlagsError,
-    plan_workers,
+    worker_argument_spec,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts
-
-WORKER_SPEC = dict(
-    name=dict(type="str", required=True),
-    app=dict(type="str", default="myauth"),
-    celery_bin=dict(type="str", default="celery"),
-    beat=dict(type="bool", default=False),
-    queues=dict(type="list", elements="str"),
-    workload=dict(type="str", choices=list(WORKLOADS), default="io"),
-    pool=dict(type="str", choices=list(POOLS), default="auto"),
-    concurrency=dict(type="raw", default="auto"),
-    loglevel=dict(type="str", choices=list(LOGLEVELS), default="info"),
-    max_memory_per_child=dict(type="str"),
-    max_tasks_per_child=dict(type="int"),
-    memory_limit=dict(type="str"),
-    memory_baseline=dict(type="str"),
-    single_threaded=dict(type="bool", default=False),
-    numprocs=dict(type="int", default=1),
-    numprocs_start=dict(type="int", default=0),
-    process_name=dict(type="str", default=DEFAULT_PROCESS_NAME),
-    group_name=dict(type="str"),
-    node_name=dict(type="str", default=DEFAULT_NODE_NAME),
-    prefetch_multiplier=dict(type="int"),
-    time_limit=dict(type="int"),
-    soft_time_limit=dict(type="int"),
-    stopwaitsecs=dict(type="int", default=600),
-    extra_args=dict(type="list", elements="str"),
-)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import plan_group
 
 
 def argument_spec():
     return dict(
-        workers=dict(type="list", elements="dict", required=True, options=WORKER_SPEC),
+        workers=dict(type="list", elements="dict", required=True, options=worker_argument_spec()),
+        worker_defaults=dict(type="dict", default={}),
+        app=dict(type="str"),
+        celery_bin=dict(type="str"),
+        group_name=dict(type="str", default="myauth"),
+        project_dir=dict(type="path", default="/home/allianceserver/myauth"),
+        user=dict(type="str", default="allianceserver"),
+        log_dir=dict(type="path", default="/var/log/supervisor/myauth"),
+        program_defaults=dict(type="dict", default={}),
+        carry_over=dict(type="list", elements="dict", default=[]),
+        environment=dict(type="dict", default={}, no_log=True),
+        allow_root=dict(type="bool", default=False),
+        measured_rss=dict(type="dict", default={}),
+        supervisord_environment=dict(type="dict", default={}),
+        adopted_memmon=dict(type="dict"),
         cpu_count=dict(type="int"),
         memory_total=dict(type="str"),
         memory_budget_percent=dict(type="int", default=DEFAULT_MEMORY_BUDGET_PERCENT),
@@ -567,37 +671,42 @@ def argument_spec():
     )
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+def _host(module):
+    """CPU count and memory: the parameters, else read on the target."""
     params = module.params
-
-    cpu_count = params["cpu_count"]
-    memory_total = params["memory_total"]
-    cpu_source = memory_source = "parameter"
-    if cpu_count is None or memory_total is None:
+    cpu = (params["cpu_count"], "parameter")
+    memory = (params["memory_total"], "parameter")
+    if cpu[0] is None or memory[0] is None:
         facts = host_facts()
-        if cpu_count is None:
-            cpu_count, cpu_source = facts["cpu_count"], facts["cpu_count_source"]
-        if memory_total is None:
+        if cpu[0] is None:
+            cpu = (facts["cpu_count"], facts["cpu_count_source"])
+        if memory[0] is None:
             if facts["memory_bytes"] is None:
                 module.fail_json(msg="cannot read the memory of the target (/proc/meminfo, cgroup); "
                                      "set memory_total, e.g. memory_total: 8GB")
-            memory_total, memory_source = facts["memory_bytes"], facts["memory_source"]
+            memory = (facts["memory_bytes"], facts["memory_source"])
+    return cpu, memory
 
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    (cpu_count, cpu_source), (memory_total, memory_source) = _host(module)
+    layout = dict(directory=params["project_dir"], user=params["user"], log_dir=params["log_dir"],
+                  group_name=params["group_name"], app=params["app"], celery_bin=params["celery_bin"])
     try:
-        result = plan_workers(
-            params["workers"],
-            cpu_count=cpu_count,
-            memory_total=memory_total,
+        result = plan_group(
+            params["workers"], layout, worker_defaults=params["worker_defaults"],
+            program_defaults=params["program_defaults"], carry_over=params["carry_over"],
+            environment=params["environment"], allow_root=params["allow_root"],
+            supervisord_environment=params["supervisord_environment"], adopted_memmon=params["adopted_memmon"],
+            cpu_count=cpu_count, memory_total=memory_total,
             memory_budget_percent=params["memory_budget_percent"],
             db_connection_budget=params["db_connection_budget"],
             allow_small_memory_limit=params["allow_small_memory_limit"],
-            baseline_headroom_action=params["baseline_headroom_action"],
-            strict=params["strict"],
-            cpu_source=cpu_source,
-            memory_source=memory_source,
-        )
-    except WorkerFlagsError as exc:
+            baseline_headroom_action=params["baseline_headroom_action"], strict=params["strict"],
+            cpu_source=cpu_source, memory_source=memory_source, measured_rss=params["measured_rss"])
+    except (WorkerFlagsError, GateError) as exc:
         module.fail_json(msg=str(exc))
 
     for warning in result.pop("warnings"):

@@ -10,7 +10,8 @@ candidate never replaces a working file:
 
 ``--replace LIVE=CANDIDATE`` checks the configuration as it will be once CANDIDATE is
 installed at LIVE (LIVE may not exist yet). ``--main-candidate FILE`` checks FILE as the
-main configuration. Besides supervisor's own parser (unknown options, bad values, unknown
+main configuration. ``--expect-sections a,b`` (with one ``--replace``) also requires the candidate to
+define exactly these sections, so a value that smuggled in a ``[program:x]`` is refused. Besides supervisor's own parser (unknown options, bad values, unknown
 users), it refuses a program, group or listener defined in more than one file: supervisor merges such sections
 silently, so two files that both define ``[program:worker]`` give one surprising program.
 Exit 0 when the configuration is good, 1 with the reasons on stderr otherwise.
@@ -34,7 +35,7 @@ def fail(msg):
 
 
 def read_sections(path):
-    parser = configparser.RawConfigParser(interpolation=None, strict=False)
+    parser = configparser.RawConfigParser(interpolation=None, strict=False, inline_comment_prefixes=(";", "#"))
     try:
         with open(path, encoding="utf-8") as handle:
             parser.read_file(handle, source=path)
@@ -106,7 +107,16 @@ def main():
     parser.add_argument("--main-candidate", help="check this file as the main configuration")
     parser.add_argument("--replace", action="append", default=[], metavar="LIVE=CANDIDATE",
                         help="check as if CANDIDATE were installed at LIVE (empty CANDIDATE: LIVE removed)")
+    parser.add_argument("--expect-sections", help="comma-separated sections the --replace candidate must define, no others")
+    parser.add_argument("--same-effect", nargs=2, metavar=("OLD", "NEW"),
+                        help="exit 0 when both files configure supervisord the same (comments and layout aside), 3 otherwise")
     args = parser.parse_args()
+    if args.same_effect:
+        old, new = (read_sections(path) for path in args.same_effect)
+        same = all(dict(old.items(s)) == dict(new.items(s)) for s in old.sections()) and \
+            set(old.sections()) == set(new.sections())
+        print("supervisor-check-config: %s" % ("same effect" if same else "the settings differ"))
+        sys.exit(0 if same else 3)
     replacements = {}
     for item in args.replace:
         live, sep, candidate = item.partition("=")
@@ -116,6 +126,16 @@ def main():
     main_path = args.main_candidate or args.config
     if not os.path.exists(main_path):
         fail("%s does not exist" % main_path)
+    if args.expect_sections is not None:
+        candidates = [c for c in replacements.values() if c]
+        if len(candidates) != 1:
+            fail("--expect-sections needs exactly one --replace LIVE=CANDIDATE")
+        expected = set(s for s in args.expect_sections.split(",") if s)
+        found = set(read_sections(candidates[0]).sections())
+        if found != expected:
+            fail("the candidate defines %s; expected exactly %s (unexpected: %s; missing: %s)"
+                 % (", ".join(sorted(found)) or "nothing", ", ".join(sorted(expected)),
+                    ", ".join(sorted(found - expected)) or "none", ", ".join(sorted(expected - found)) or "none"))
     files = check(main_path, replacements)
     print("supervisor-check-config: OK (%s, %d included file(s))" % (main_path, len(files)))
 

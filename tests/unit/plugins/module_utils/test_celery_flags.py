@@ -121,8 +121,10 @@ def test_expand_process_names():
 def test_expand_process_names_errors():
     with pytest.raises(WorkerFlagsError, match="process_num"):
         expand_process_names("worker", "%(program_name)s", numprocs=2)
-    with pytest.raises(WorkerFlagsError, match="host_node_name"):
-        expand_process_names("worker", "%(host_node_name)s")
+    # supervisor offers host_node_name; a name it gives must still be a clean process name
+    assert expand_process_names("worker", "%(program_name)s_%(host_node_name)s")[0].startswith("worker_")
+    with pytest.raises(WorkerFlagsError, match="must be a non-empty name"):
+        expand_process_names("worker", "a:b")
 
 
 # --------------------------------------------------------------------------- concurrency / extra args
@@ -216,7 +218,7 @@ def test_empty_node_name_omits_flag():
 
 # --------------------------------------------------------------------------- auto rules
 
-@pytest.mark.parametrize("workload,pool", [("io", "gevent"), ("cpu", "prefork"), ("mixed", "threads")])
+@pytest.mark.parametrize("workload,pool", [("io", "threads"), ("cpu", "prefork"), ("mixed", "threads")])
 def test_auto_pool_from_workload(workload, pool):
     w = one({"name": "worker", "workload": workload})
     assert w["pool"] == pool
@@ -225,7 +227,8 @@ def test_auto_pool_from_workload(workload, pool):
 
 def test_auto_concurrency_defaults():
     assert one({"name": "w", "workload": "cpu"}, cpu_count=6)["concurrency"] == 6
-    assert one({"name": "w", "workload": "io"})["concurrency"] == 10
+    assert one({"name": "w", "workload": "io"})["concurrency"] == 20
+    assert one({"name": "w", "pool": "gevent"})["concurrency"] == 10
     assert one({"name": "w", "pool": "eventlet"})["concurrency"] == 10
     assert one({"name": "w", "workload": "mixed"})["concurrency"] == 5
 
@@ -480,11 +483,11 @@ def test_stock_auth_plan():
     ])
     beat, worker, services = result["workers"]
     assert beat["argv"] == ["/v/bin/celery", "-A", "myauth", "beat", "--loglevel=info"]
-    assert worker["pool"] == "gevent" and worker["concurrency"] == 10
+    assert worker["pool"] == "threads" and worker["concurrency"] == 20
     assert services["pool"] == "prefork" and services["concurrency"] == 1
-    assert result["packages"] == ["gevent"]
+    assert result["packages"] == []
     assert result["memmon_limits"] == {"worker_00": "512MB"}
-    assert result["budget"]["db_connections"] == 12
+    assert result["budget"]["db_connections"] == 22
     assert [w["name"] for w in result["workers"]] == ["beat", "worker", "worker_services"]
 
 

@@ -488,9 +488,30 @@ def test_daemon_restart_command_failure():
     sup = FakeSupervisor(clock, myauth())
     with pytest.raises(SupervisorError) as err:
         run(sup, clock, state='restarted', daemon='restarted', service_manager='service',
-            run_command=lambda argv: (1, '', 'Job for supervisor.service failed'), get_bin_path=lambda n: None)
+            run_command=lambda argv: (1, '', 'Job for supervisor.service failed'), get_bin_path=lambda n: None,
+            path_exists=lambda p: p == '/etc/init.d/supervisor')
     assert err.value.phase == 'daemon_restart'
     assert '/etc/init.d/supervisor restart' in err.value.msg and 'Job for supervisor.service failed' in err.value.msg
+
+
+@pytest.mark.parametrize('options,match', [
+    (dict(stop_timeout=-1), 'stop_timeout must be at least 1'),
+    (dict(start_timeout=0), 'start_timeout must be at least 1'),
+    (dict(poll_interval=-0.5), 'poll_interval'),
+    (dict(daemon='restarted', service_manager='systemd'), 'systemd does not run'),
+    (dict(daemon='restarted', service_manager='service'), 'no init script'),
+])
+def test_refused_options_touch_nothing(options, match):
+    """A refused call leaves every process as it was: the check comes before the first XML-RPC call."""
+    clock = FakeClock()
+    sup = FakeSupervisor(clock, myauth())
+    before = dict((i['name'], (i['statename'], i['pid'])) for i in sup.get_all_process_info())
+    params = dict(state='restarted')
+    params.update(options)
+    with pytest.raises(SupervisorError, match=match) as err:
+        run(sup, clock, get_bin_path=lambda n: None, **params)
+    assert err.value.phase == 'validate'
+    assert dict((i['name'], (i['statename'], i['pid'])) for i in sup.get_all_process_info()) == before
 
 
 def test_group_gone_after_daemon_restart():

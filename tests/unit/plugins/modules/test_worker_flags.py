@@ -192,3 +192,20 @@ def test_argument_spec_matches_documentation():
                 compare(doc_opt["suboptions"], spec_opt["options"], where + ".")
 
     compare(doc, spec, "")
+
+
+def test_worker_option_table_matches_documentation():
+    """The option table is the one source: its defaults are the documented ones."""
+    import yaml
+
+    from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import WORKER_OPTIONS
+
+    doc = yaml.safe_load(worker_flags.DOCUMENTATION)["options"]["workers"]["suboptions"]
+    assert set(doc) == set(WORKER_OPTIONS)
+    for name, spec in WORKER_OPTIONS.items():
+        lines = [line for line in doc[name]["description"] if line.startswith("Default: ")]
+        if spec.get("default") is None:
+            assert not lines, name
+        else:
+            shown = str(spec["default"]).lower() if isinstance(spec["default"], bool) else str(spec["default"])
+            assert lines == ["Default: C(%s), or the O(worker_defaults) value." % shown], name

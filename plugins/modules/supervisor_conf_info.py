@@ -1,0 +1,174 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: authops.celery_tuning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: supervisor_conf_info
+short_description: Read what an Alliance Auth supervisor file runs, for adoption
+version_added: "0.2.0"
+description:
+  - Parses the group file at O(path) with supervisor's own parser (continuation lines, inline
+    comments), or, once the file is managed by the celery_workers role, the copy kept at
+    O(adopted_path) when the role adopted it.
+  - Returns what the role carries over: every program the plan does not write itself (Auth's
+    gunicorn first), with C(%(ENV_X\)s) references resolved from the file's own
+    C([supervisord] environment=); that environment; and the limits of Auth's memmon listener.
+  - Anything that cannot be carried over (an unknown C(%(ENV_X\)s), a section other than a program,
+    the group or memmon, a program outside the group, a memmon argument the role does not know)
+    fails with the file and line, before anything changes.
+  - The module never changes anything on the target.
+author:
+  - authops maintainers (@authops)
+extends_documentation_fragment:
+  - authops.celery_tuning.attributes.INFO_MODULE
+options:
+  path:
+    description:
+      - The group file (Auth's guide symlinks the project's C(supervisor.conf) there).
+    type: path
+    required: true
+  adopted_path:
+    description:
+      - The copy the role keeps of the file it adopted. Default O(path) with C(.adopted) appended.
+    type: path
+  tuned:
+    description:
+      - Program names the plan writes itself (beat and the workers); every other program is carried over.
+    type: list
+    elements: str
+    default: []
+  marker:
+    description:
+      - Text that marks a file written by the role.
+    type: str
+    default: authops.celery_tuning.celery_workers
+"""
+
+EXAMPLES = r"""
+- name: Read what Auth's group file runs
+  authops.celery_tuning.supervisor_conf_info:
+    path: /etc/supervisor/conf.d/myauth.conf
+    tuned: [beat, worker, worker_services]
+  register: adoption
+"""
+
+RETURN = r"""
+exists:
+  description: Whether something is at O(path).
+  returned: always
+  type: bool
+  sample: true
+link:
+  description: Whether O(path) is a symbolic link (Auth's guide makes one).
+  returned: always
+  type: bool
+  sample: true
+link_target:
+  description: Where the link points, or null.
+  returned: always
+  type: str
+  sample: /home/allianceserver/myauth/supervisor.conf
+managed:
+  description: Whether O(path) is a regular file written by the role.
+  returned: always
+  type: bool
+  sample: false
+adopting:
+  description: Whether O(path) holds a file the role has not written (a link, or no marker).
+  returned: always
+  type: bool
+  sample: true
+source:
+  description: The file that was read (O(path), O(adopted_path)), or null when there is none.
+  returned: always
+  type: str
+  sample: /etc/supervisor/conf.d/myauth.conf
+parser:
+  description: The parser used (C(supervisor) when supervisor is importable on the target).
+  returned: always
+  type: str
+  sample: supervisor
+environment:
+  description: The file's C([supervisord] environment=), name to value.
+  returned: always
+  type: dict
+  sample: {"AA_USER": "allianceserver"}
+carry_over:
+  description: The programs to carry over, each with C(name), C(options) (as written, references resolved) and C(source).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "gunicorn", "options": {"command": "/home/allianceserver/venv/auth/bin/gunicorn myauth.wsgi"},
+            "source": "/etc/supervisor/conf.d/myauth.conf line 66"}]
+memmon:
+  description:
+    - The memmon listener's limits (C(process), C(group), C(any)), C(cumulative), C(listener) and C(source), or null.
+  returned: always
+  type: dict
+  sample: {"process": {"worker": "256MB"}, "group": {}, "any": null, "cumulative": false, "listener": "memmon"}
+group:
+  description: The file's C([group:x]) with C(name) and C(programs), or null.
+  returned: always
+  type: dict
+  sample: {"name": "myauth", "programs": ["beat", "worker", "worker_services", "gunicorn"]}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_conf import (
+    AdoptionError,
+    read_conf,
+)
+
+EMPTY = dict(parser=None, environment={}, carry_over=[], memmon=None, group=None)
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            adopted_path=dict(type="path"),
+            tuned=dict(type="list", elements="str", default=[]),
+            marker=dict(type="str", default="authops.celery_tuning.celery_workers"),
+        ),
+        supports_check_mode=True,
+    )
+    path = module.params["path"]
+    adopted_path = module.params["adopted_path"] or path + ".adopted"
+    exists = os.path.lexists(path)
+    link = os.path.islink(path)
+    text = _read(path) if exists and os.path.exists(path) else ""
+    managed = exists and not link and module.params["marker"] in text
+    result = dict(exists=exists, link=link, link_target=os.readlink(path) if link else None, managed=managed,
+                  adopting=exists and not managed, source=None)
+    if exists and not managed:
+        source = path
+    elif managed and os.path.exists(adopted_path):
+        source, text = adopted_path, _read(adopted_path)
+    else:
+        module.exit_json(changed=False, **dict(result, **EMPTY))
+    try:
+        conf = read_conf(source, text, set(module.params["tuned"]))
+    except AdoptionError as exc:
+        module.fail_json(msg=str(exc), **result)
+    conf.pop("managed", None)
+    conf.pop("programs", None)
+    result.update(conf, source=source)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
