@@ -78,7 +78,7 @@ smoke() {
 }
 
 build() {
-  local force=$1 hash old started logfile
+  local force=$1 hash old started logfile previous freeze
   hash=$(source_hash)
   if [ "$force" = no ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
     old=$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$IMAGE" 2>/dev/null || true)
@@ -93,6 +93,7 @@ build() {
     log "base image $BASE missing: building it"
     CELERY_TUNING_IMAGE_DEBIAN12=$BASE "$ROOT/scripts/build-images.sh" debian12
   fi
+  previous=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
   mkdir -p "$WORK"
   logfile=$WORK/auth55-install.log
   started=$SECONDS
@@ -106,15 +107,23 @@ build() {
     tail -n 60 "$logfile" >&2
     exit 1
   fi
+  freeze=$(docker exec "$CONTAINER" cat /opt/authops-auth55/pip-freeze.txt)
   {
-    echo "# pip freeze of /home/allianceserver/venv/auth in $IMAGE (written by scripts/build-auth-image.sh)"
-    echo "# pip install allianceauth==$AUTH_VERSION superlance gunicorn, nothing else pinned"
-    docker exec "$CONTAINER" cat /opt/authops-auth55/pip-freeze.txt
+    echo "# Resolved in $IMAGE by scripts/build-auth-image.sh (rewritten at each build)."
+    echo "# pip install allianceauth==$AUTH_VERSION superlance gunicorn; nothing else pinned."
+    echo "# key: $(grep -iE '^(celery|kombu|mysqlclient|django|gunicorn|superlance)==' <<<"$freeze" | paste -sd ' ')"
+    echo "# debian: $(docker exec "$CONTAINER" dpkg-query -W -f '${Package}=${Version} ' \
+      python3 mariadb-server redis-server supervisor)"
+    echo "# pip freeze of /home/allianceserver/venv/auth:"
+    printf '%s\n' "$freeze"
   } >"$EXT/versions.txt"
   log "stopping the container cleanly"
   stop_container
   docker commit --change 'CMD ["/lib/systemd/systemd"]' --change "LABEL $LABEL=$hash" \
     "$CONTAINER" "$IMAGE" >/dev/null
+  if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$IMAGE")" ]; then
+    docker image rm "$previous" >/dev/null 2>&1 || log "the replaced image $previous is still in use"
+  fi
   log "$IMAGE built in $((SECONDS - started)) s ($(docker image inspect -f '{{.Size}}' "$IMAGE" |
     awk '{printf "%.0f MB", $1 / 1e6}'))"
 }

@@ -31,7 +31,7 @@ LOCAL_PY=$PROJECT/myauth/settings/local.py
 STATIC=/var/www/myauth/static
 export DEBIAN_FRONTEND=noninteractive
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%4ss] %s\n' "$SECONDS" "$*"; }
 # The guide works as allianceserver (`sudo su allianceserver`) with the venv activated.
 as_aa() { su "$AA_USER" -s /bin/bash -c "cd ~ && source $VENV/bin/activate 2>/dev/null; $1"; }
 

@@ -16,9 +16,9 @@ description:
   - Parses the group file at O(path) with supervisor's own parser (continuation lines, inline
     comments), or, once the file is managed by the celery_workers role, the copy kept at
     O(adopted_path) when the role adopted it.
-  - Returns what the role carries over: every program the plan does not write itself (Auth's
-    gunicorn first), with C(%(ENV_X\)s) references resolved from the file's own
-    C([supervisord] environment=); that environment; and the limits of Auth's memmon listener.
+  - "Returns what the role carries over: every program the plan does not write itself (Auth's
+    gunicorn first), with C(%(ENV_X\\)s) references resolved from the file's own
+    C([supervisord] environment=); that environment; and the limits of Auth's memmon listener."
   - Anything that cannot be carried over (an unknown C(%(ENV_X\)s), a section other than a program,
     the group or memmon, a program outside the group, a memmon argument the role does not know)
     fails with the file and line, before anything changes.

@@ -66,18 +66,18 @@ options:
       - V(restarted) restarts C(supervisord) itself between stopping and starting the group (as the
         guide does after changing the supervisor config), and waits until it answers again.
       - With O(state=stopped) the group is stopped again after the daemon restart if autostart started it.
-      - V(reloaded) applies the daemon's files to this one group without restarting the daemon: supervisord
+      - "V(reloaded) applies the daemon's files to this one group without restarting the daemon: supervisord
         re-reads its files (C(reloadConfig)); when the group changed, its processes are stopped gracefully
         (O(stop_last) after the others have drained), the group is replaced and started again (O(stop_last)
         first). Other groups keep running. An unchanged group is only started where it is not running.
-        Cannot be combined with O(rolling=true).
+        Cannot be combined with O(rolling=true)."
     type: str
     choices: [unchanged, restarted, reloaded]
     default: unchanged
   stop_last:
     description:
       - With O(daemon=reloaded), programs of the group stopped only once the others have stopped, and
-        started before them (Auth's C(gunicorn): the website stays up while the workers drain).
+        started before them (Auth's C(gunicorn), so the website stays up while the workers drain).
     type: list
     elements: str
     default: []
