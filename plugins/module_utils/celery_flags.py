@@ -760,8 +760,8 @@ def _with_measured_baseline(raw, measured_rss):
     """A worker with a memory limit and no memory_baseline gets its largest measured RSS (rounded up)."""
     if not measured_rss or not isinstance(raw, dict) or raw.get("beat"):
         return raw
-    if raw.get("memory_baseline") is not None or (raw.get("memory_limit") is None
-                                                 and raw.get("max_memory_per_child") is None):
+    limited = raw.get("memory_limit") is not None or raw.get("max_memory_per_child") is not None
+    if raw.get("memory_baseline") is not None or not limited:
         return raw
     try:
         names = expand_process_names(
