@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 COLLECTIONS := $(CURDIR)/.cache/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/authops/celery_tuning
 SANITY_TREE := $(or $(TMPDIR),/tmp)/authops-celery-tuning-sanity/ansible_collections/authops/celery_tuning
-SCENARIOS ?= supervisor default prefork adopt
+SCENARIOS ?= supervisor default prefork adopt auth55
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
@@ -48,9 +48,10 @@ units: venv link ## pytest on plugins/module_utils and the modules
 integration: venv link ## modules against a real supervisord in a temporary directory
 	$(BIN)/pytest -q tests/integration
 
-images: ## make sure dockerd runs and the systemd base images exist
+images: ## make sure dockerd runs and the systemd base images and the real Auth 5.5 image exist
 	scripts/ensure-docker.sh
 	scripts/build-images.sh
+	scripts/build-auth-image.sh
 
 molecule: venv link images ## molecule test for $(SCENARIOS) on Debian 12, Debian 13, Ubuntu 24.04
 	set -e; for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s; done

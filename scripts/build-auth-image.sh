@@ -113,7 +113,7 @@ build() {
     echo "# pip install allianceauth==$AUTH_VERSION superlance gunicorn; nothing else pinned."
     echo "# key: $(grep -iE '^(celery|kombu|mysqlclient|django|gunicorn|superlance)==' <<<"$freeze" | paste -sd ' ')"
     echo "# debian: $(docker exec "$CONTAINER" dpkg-query -W -f '${Package}=${Version} ' \
-      python3 mariadb-server redis-server supervisor)"
+      python3 mariadb-server redis-server supervisor | sed "s/ *$//")"
     echo "# pip freeze of /home/allianceserver/venv/auth:"
     printf '%s\n' "$freeze"
   } >"$EXT/versions.txt"

@@ -144,6 +144,8 @@ def carried_program(program, layout, allow_root):
             options.append([key, check_value("%s %s" % (what, key), given[key])])
     options += log_options(layout)
     options += program_options(what, dict((k, v) for k, v in given.items() if k in USER_PROGRAM_OPTIONS))
+    if given.get("environment") is not None:
+        options.append(["environment", check_value("%s environment" % what, given["environment"])])
     return dict(name=name, kind="carried", options=options)
 
 

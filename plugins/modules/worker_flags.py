@@ -266,12 +266,6 @@ options:
     type: list
     elements: dict
     default: []
-  environment:
-    description:
-      - The C(environment=) of every program. Only checked here (names, and values supervisor's
-        line can carry); the role writes it. Values are never shown.
-    type: dict
-    default: {}
   allow_root:
     description:
       - Allow a program to run as root (O(user=root), or a carried-over program without C(user=)).
@@ -656,7 +650,6 @@ def argument_spec():
         log_dir=dict(type="path", default="/var/log/supervisor/myauth"),
         program_defaults=dict(type="dict", default={}),
         carry_over=dict(type="list", elements="dict", default=[]),
-        environment=dict(type="dict", default={}, no_log=True),
         allow_root=dict(type="bool", default=False),
         measured_rss=dict(type="dict", default={}),
         supervisord_environment=dict(type="dict", default={}),
@@ -698,7 +691,7 @@ def main():
         result = plan_group(
             params["workers"], layout, worker_defaults=params["worker_defaults"],
             program_defaults=params["program_defaults"], carry_over=params["carry_over"],
-            environment=params["environment"], allow_root=params["allow_root"],
+            allow_root=params["allow_root"],
             supervisord_environment=params["supervisord_environment"], adopted_memmon=params["adopted_memmon"],
             cpu_count=cpu_count, memory_total=memory_total,
             memory_budget_percent=params["memory_budget_percent"],

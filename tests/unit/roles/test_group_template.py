@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from ansible_collections.authops.celery_tuning.plugins.filter.supervisor import supervisor_env_line
 from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import plan_group
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_conf import read_conf
 
@@ -46,8 +47,15 @@ def render(tmp_path, workers=None, environment=None, **kw):
                       memory_total="4GB", **kw)
     variables.update(ansible_managed="Ansible managed", celery_workers_plan=plan,
                      celery_workers_environment=environment or {}, celery_workers_conf_path="/x/myauth.conf")
+    # The collection's filter is not loadable in-process here: the test renders its result itself
+    # (the filter has tests of its own in test_hostile_input.py).
+    variables["__env_line"] = supervisor_env_line(environment or {})
     with open(os.path.join(ROLE, "templates", "group.conf.j2")) as handle:
-        text = Templar(loader=loader, variables=variables).template(trust_as_template(handle.read()))
+        source = handle.read()
+    expression = "celery_workers_environment | authops.celery_tuning.supervisor_env_line"
+    assert expression in source
+    text = Templar(loader=loader, variables=variables).template(
+        trust_as_template(source.replace(expression, "__env_line")))
     return plan, text
 
 
