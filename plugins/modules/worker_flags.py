@@ -282,7 +282,7 @@ options:
     description:
       - The C([supervisord] environment=) of an adopted file (Auth's C(AA_*) variables), written
         back as it was so that nothing the programs see is lost.
-      - "Not for secrets: use O(environment)."
+      - "Not for secrets: use the role's C(celery_workers_environment)."
     type: dict
     default: {}
   adopted_memmon:

@@ -85,7 +85,7 @@ def esi_db(self, url, queries=4, marker_dir=None):
         status = response.status
     t1 = time.monotonic()
     with connection.cursor() as cursor:
-        for _ in range(int(queries)):
+        for dummy in range(int(queries)):
             cursor.execute("SELECT SLEEP(0.005)")
             cursor.fetchall()
     t2 = time.monotonic()
