@@ -22,17 +22,9 @@ import os
 import re
 import socket
 
-try:
-    import configparser
-except ImportError:  # pragma: no cover - Python 2
-    import ConfigParser as configparser  # type: ignore
-
-try:
-    import http.client as http_client
-    import xmlrpc.client as xmlrpc_client
-except ImportError:  # pragma: no cover - Python 2
-    import httplib as http_client  # type: ignore
-    import xmlrpclib as xmlrpc_client  # type: ignore
+import configparser
+import http.client as http_client
+import xmlrpc.client as xmlrpc_client
 
 try:
     from supervisor.xmlrpc import SupervisorTransport as _SupervisorTransport
@@ -49,13 +41,10 @@ DEFAULT_SOCKET = '/var/run/supervisor.sock'
 DEFAULT_CALL_TIMEOUT = 30.0
 
 # supervisor.xmlrpc.Faults
-FAULT_UNKNOWN_METHOD = 1
 FAULT_SHUTDOWN_STATE = 6
 FAULT_BAD_NAME = 10
 FAULT_NO_FILE = 20
 FAULT_NOT_EXECUTABLE = 21
-FAULT_FAILED = 30
-FAULT_ABNORMAL_TERMINATION = 40
 FAULT_SPAWN_ERROR = 50
 FAULT_ALREADY_STARTED = 60
 FAULT_NOT_RUNNING = 70
@@ -459,9 +448,6 @@ class SupervisorClient(object):
     def get_all_process_info(self):
         return self.call('supervisor.getAllProcessInfo')
 
-    def get_process_info(self, name):
-        return self.call('supervisor.getProcessInfo', name)
-
     def get_all_config_info(self):
         return self.call('supervisor.getAllConfigInfo')
 
@@ -521,3 +507,22 @@ def connect_from_params(socket_path=None, username=None, password=None, config_f
     ep = resolve_endpoint(socket_path, username, password, config_file, config_file_required)
     return SupervisorClient(ep['serverurl'], ep['username'], ep['password'], timeout=timeout,
                             use_supervisor_transport=use_supervisor_transport, source=ep['source'])
+
+
+def connection_argument_spec():
+    """The options every module uses to reach supervisord (documented in the ``connection`` doc fragment)."""
+    return dict(
+        socket=dict(type='str'),
+        config_file=dict(type='path'),
+        username=dict(type='str'),
+        password=dict(type='str', no_log=True),
+        call_timeout=dict(type='float', default=DEFAULT_CALL_TIMEOUT),
+    )
+
+
+def connect_from_module_params(params):
+    """A client from a module's connection options (see :func:`connection_argument_spec`)."""
+    return connect_from_params(params['socket'], params['username'], params['password'],
+                               params['config_file'] or DEFAULT_CONFIG_FILE,
+                               config_file_required=params['config_file'] is not None,
+                               timeout=params['call_timeout'])
