@@ -21,6 +21,7 @@ import errno
 import os
 import re
 import socket
+import stat
 
 import configparser
 import http.client as http_client
@@ -407,9 +408,7 @@ class SupervisorClient(object):
                        '[unix_http_server].' % where)
                 return SupervisorError(msg, kind=KIND_PERMISSION)
             if err == errno.ECONNREFUSED:
-                msg = ('Connection refused on supervisord socket %s: the socket file exists but nothing '
-                       'listens on it (supervisord stopped or restarting; stale socket).' % where)
-                return SupervisorError(msg, kind=KIND_REFUSED)
+                return SupervisorError(_refused_message(where, self.socket_path), kind=KIND_REFUSED)
             return SupervisorError('Cannot talk to supervisord at %s (%s): %s' % (where, method, exc),
                                    kind=KIND_CONNECTION)
         if isinstance(exc, (http_client.HTTPException, EOFError, socket.error)):
@@ -507,6 +506,19 @@ def connect_from_params(socket_path=None, username=None, password=None, config_f
     ep = resolve_endpoint(socket_path, username, password, config_file, config_file_required)
     return SupervisorClient(ep['serverurl'], ep['username'], ep['password'], timeout=timeout,
                             use_supervisor_transport=use_supervisor_transport, source=ep['source'])
+
+
+def _refused_message(where, path):
+    """Why a connection was refused, from what is at the socket's path."""
+    try:
+        mode = os.stat(path).st_mode if path else None
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISSOCK(mode):
+        return ('Connection refused at %s: %s is not a socket (a %s); check [unix_http_server] file= and the '
+                'socket option' % (where, path, 'directory' if stat.S_ISDIR(mode) else 'regular file'))
+    return ('Connection refused on supervisord socket %s: the socket file exists but nothing listens on it '
+            '(supervisord stopped or restarting, or a stale socket left by a daemon that died).' % where)
 
 
 def connection_argument_spec():
