@@ -143,5 +143,6 @@ def main():
         module.fail_json(msg=exc.msg)
     module.exit_json(changed=False, found=True, processes=processes)
 
+
 if __name__ == '__main__':
     main()
