@@ -1,9 +1,9 @@
-"""Generate the README's role variable and module option tables from each role's
+"""Generate docs/reference.md's role variable and module option tables from each role's
 meta/argument_specs.yml and each module's DOCUMENTATION, so the docs cannot drift from the
 interface (devsec's habit).
 
-    python scripts/role-docs.py          # rewrite README.md between the markers
-    python scripts/role-docs.py --check  # exit 1 when README.md is out of date (make lint)
+    python scripts/role-docs.py          # rewrite docs/reference.md between the markers
+    python scripts/role-docs.py --check  # exit 1 when docs/reference.md is out of date (make lint)
 """
 
 import ast
@@ -88,22 +88,22 @@ def module_tables():
 
 def replace_between(text, begin, end, body):
     if begin not in text or end not in text:
-        raise SystemExit("README.md has no markers %s" % begin)
+        raise SystemExit("docs/reference.md has no markers %s" % begin)
     head, rest = text.split(begin, 1)
     tail = rest.split(end, 1)[1]
     return head + begin + "\n\n" + body + "\n" + end + tail
 
 
 def main():
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs" / "reference.md"
     text = readme.read_text()
     new = replace_between(text, BEGIN, END, tables())
     new = replace_between(new, MOD_BEGIN, MOD_END, module_tables())
     if "--check" in sys.argv:
         if new != text:
-            print("README.md role variable and module option tables are out of date: run python scripts/role-docs.py")
+            print("docs/reference.md role variable and module option tables are out of date: run python scripts/role-docs.py")
             return 1
-        print("README.md role variable and module option tables are up to date")
+        print("docs/reference.md role variable and module option tables are up to date")
         return 0
     readme.write_text(new)
     return 0

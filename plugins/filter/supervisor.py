@@ -12,7 +12,27 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError, check_env
+from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
+    WorkerFlagsError,
+    format_size,
+    parse_size,
+)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import build_command
+from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import (
+    GateError,
+    check_arg,
+    check_env,
+    check_line,
+    check_name,
+    check_path,
+)
+
+_KINDS = {
+    "line": check_line,
+    "name": check_name,
+    "path": check_path,
+    "arg": check_arg,
+}
 
 
 def supervisor_env_problems(environment, option="celery_workers_environment"):
@@ -37,9 +57,40 @@ def supervisor_env_line(environment, option="celery_workers_environment"):
                     for name in sorted(environment))
 
 
+def memmon_size(value, what="memmon limit"):
+    """A size in the collection's one grammar (worker_flags' ``parse_size``), written as memmon reads it."""
+    try:
+        nbytes = parse_size(value, what)
+    except WorkerFlagsError as exc:
+        raise AnsibleFilterError(str(exc))
+    if nbytes < 1:
+        raise AnsibleFilterError("%s: %r must be above 0" % (what, value))
+    return format_size(nbytes)
+
+
+def supervisor_safe(value, option, kind="line"):
+    """``value`` when the gate lets it into a supervisor file as ``kind``; fails naming ``option`` otherwise.
+
+    Kinds: ``line`` (one line, no inline comment), ``name``, ``path`` (absolute, no ``..``), ``arg``
+    (a command-line argument) and ``command`` (a list of arguments, returned as a quoted command line).
+    """
+    try:
+        if kind == "command":
+            if not isinstance(value, (list, tuple)):
+                raise GateError("%s must be a list of arguments" % option)
+            return build_command([check_arg(option, str(arg)) for arg in value])
+        if kind not in _KINDS:
+            raise AnsibleFilterError("supervisor_safe: unknown kind %r (use %s or command)" % (kind, ", ".join(_KINDS)))
+        return _KINDS[kind](option, value)
+    except GateError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "supervisor_env_problems": supervisor_env_problems,
             "supervisor_env_line": supervisor_env_line,
+            "memmon_size": memmon_size,
+            "supervisor_safe": supervisor_safe,
         }

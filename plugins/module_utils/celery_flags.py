@@ -67,7 +67,7 @@ STOCK_BASELINE = 121 * MIB
 HEADROOM_FRACTION = 0.25
 HEADROOM_MIN = 64 * MIB
 #: Seconds added to the hard time limit for the recommended supervisor stopwaitsecs.
-STOP_MARGIN = 30
+STOPWAITSECS_MARGIN = 30
 
 DEFAULT_NODE_NAME = "%(program_name)s_%(process_num)02d"
 DEFAULT_PROCESS_NAME = "%(program_name)s_%(process_num)02d"
@@ -361,8 +361,27 @@ def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
                      baseline_headroom_action="error"):
     """Validate one worker dict and resolve everything that does not depend on budgets.
 
+    The steps run in order, each on the dict the previous ones filled: read and check the options,
+    the beat rules, the pool, a fixed concurrency, stop safety, memory protection and the names.
     Returns a dict with private keys used by :func:`plan_workers`.
     """
+    worker = _read_worker(raw)
+    p = _resolve_options(worker)
+    _check_beat(p, raw)
+    _choose_pool(p)
+    _fix_concurrency(p)
+    _stop_safety(p)
+    _memory_protection(p, strict)
+    for label, limit in (("max_memory_per_child", p["max_memory_per_child"]), ("memory limit", p["memmon_limit"])):
+        if limit is not None:
+            _check_limit(p["name"], label, limit, p["memory_baseline"], allow_small_memory_limit,
+                         baseline_headroom_action, p["warnings"], p["explain"])
+    _names(p, worker)
+    return p
+
+
+def _read_worker(raw):
+    """The worker's options over the table's defaults, with the names and paths through the gate."""
     if not isinstance(raw, dict):
         raise WorkerFlagsError("each item of workers must be a dict, got %r" % (raw,))
     worker = dict(WORKER_DEFAULTS)
@@ -372,7 +391,6 @@ def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
         raise WorkerFlagsError(
             "worker %s: unknown option(s) %s; valid options are %s"
             % (raw.get("name"), ", ".join(unknown), ", ".join(sorted(WORKER_DEFAULTS))))
-
     name = worker["name"]
     if not name:
         raise WorkerFlagsError("every worker needs a name (the supervisor program name)")
@@ -385,41 +403,22 @@ def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
                                "/home/allianceserver/venv/auth/bin/celery" % name)
     if worker["celery_bin"] != "celery":
         _checked(check_path, "worker %s: celery_bin" % name, worker["celery_bin"])
-    _checked(check_expansions, "worker %s: process_name" % name,
-             _checked(check_arg, "worker %s: process_name" % name, str(worker["process_name"])))
-    if worker["node_name"]:
-        _checked(check_expansions, "worker %s: node_name" % name,
-                 _checked(check_arg, "worker %s: node_name" % name, str(worker["node_name"])))
+    for key in ("process_name", "node_name"):
+        if worker[key]:
+            what = "worker %s: %s" % (name, key)
+            _checked(check_expansions, what, _checked(check_arg, what, str(worker[key])))
+    return worker
 
-    warnings = []
-    explain = []
 
-    pool = str(worker["pool"]).lower()
-    if pool not in POOLS:
-        raise WorkerFlagsError(
-            "worker %s: unknown pool %r; use one of %s" % (name, worker["pool"], ", ".join(POOLS)))
-    workload = str(worker["workload"]).lower()
-    if workload not in WORKLOADS:
-        raise WorkerFlagsError(
-            "worker %s: unknown workload %r; use one of %s"
-            % (name, worker["workload"], ", ".join(WORKLOADS)))
-    loglevel = str(worker["loglevel"]).lower()
-    if loglevel not in LOGLEVELS:
-        raise WorkerFlagsError(
-            "worker %s: unknown loglevel %r; use one of %s (the guide uses info)"
-            % (name, worker["loglevel"], ", ".join(LOGLEVELS)))
+def _choice(worker, key, choices, hint=""):
+    value = str(worker[key]).lower()
+    if value not in choices:
+        raise WorkerFlagsError("worker %s: unknown %s %r; use one of %s%s"
+                               % (worker["name"], key, worker[key], ", ".join(choices), hint))
+    return value
 
-    concurrency = parse_concurrency(worker["concurrency"], name)
-    single = bool(worker["single_threaded"])
-    beat = bool(worker["beat"])
-    numprocs = _int_option(worker, "numprocs", 1, name)
-    numprocs_start = _int_option(worker, "numprocs_start", 0, name)
-    max_tasks = _int_option(worker, "max_tasks_per_child", 1, name)
-    prefetch = _int_option(worker, "prefetch_multiplier", 0, name)
-    time_limit = _int_option(worker, "time_limit", 1, name)
-    soft_time_limit = _int_option(worker, "soft_time_limit", 1, name)
-    stopwaitsecs = _int_option(worker, "stopwaitsecs", 0, name)
 
+def _queues(worker):
     queues = worker["queues"] or []
     if isinstance(queues, str):
         queues = [q.strip() for q in queues.split(",")]
@@ -427,128 +426,157 @@ def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
         if not isinstance(queue, str) or not queue or "," in queue or " " in queue:
             raise WorkerFlagsError(
                 "worker %s: queue %r is invalid; give queues as a list of names without "
-                "commas or spaces" % (name, queue))
-        _check_name(queue, "queue", name)
+                "commas or spaces" % (worker["name"], queue))
+        _check_name(queue, "queue", worker["name"])
+    return list(queues)
 
-    extra_argv = check_extra_args(worker["extra_args"], name)
+
+def _resolve_options(worker):
+    """Every option converted and range-checked: choices, integers, queues, sizes, extra args."""
+    name = worker["name"]
 
     def size(key):
-        if worker[key] is None:
-            return None
-        return parse_size(worker[key], "worker %s: %s" % (name, key))
+        return None if worker[key] is None else parse_size(worker[key], "worker %s: %s" % (name, key))
 
-    max_mem = size("max_memory_per_child")
-    memory_limit = size("memory_limit")
-    baseline = size("memory_baseline")
+    p = dict(
+        name=name, app=worker["app"], celery_bin=worker["celery_bin"],
+        pool=_choice(worker, "pool", POOLS), workload=_choice(worker, "workload", WORKLOADS),
+        loglevel=_choice(worker, "loglevel", LOGLEVELS, " (the guide uses info)"),
+        concurrency_given=parse_concurrency(worker["concurrency"], name),
+        single_threaded=bool(worker["single_threaded"]), beat=bool(worker["beat"]),
+        numprocs=_int_option(worker, "numprocs", 1, name),
+        numprocs_start=_int_option(worker, "numprocs_start", 0, name),
+        max_tasks=_int_option(worker, "max_tasks_per_child", 1, name),
+        prefetch_multiplier=_int_option(worker, "prefetch_multiplier", 0, name),
+        time_limit=_int_option(worker, "time_limit", 1, name),
+        soft_time_limit=_int_option(worker, "soft_time_limit", 1, name),
+        stopwaitsecs=_int_option(worker, "stopwaitsecs", 0, name),
+        queues=_queues(worker), extra_argv=check_extra_args(worker["extra_args"], name),
+        max_mem=size("max_memory_per_child"), memory_limit=size("memory_limit"),
+        memory_baseline=size("memory_baseline"), warnings=[], explain=[])
+    return p
 
-    if beat:
-        for key in ("queues", "max_memory_per_child", "max_tasks_per_child", "prefetch_multiplier",
-                    "time_limit", "soft_time_limit"):
-            if raw.get(key) not in (None, [], ""):
-                raise WorkerFlagsError(
-                    "worker %s: %s does not apply to a beat program; remove it or set beat: false"
-                    % (name, key))
-        if pool != "auto" or concurrency is not None or single:
+
+def _check_beat(p, raw):
+    """A beat program has no pool, queues or limits, and runs exactly one process."""
+    if not p["beat"]:
+        return
+    name = p["name"]
+    for key in ("queues", "max_memory_per_child", "max_tasks_per_child", "prefetch_multiplier",
+                "time_limit", "soft_time_limit"):
+        if raw.get(key) not in (None, [], ""):
             raise WorkerFlagsError(
-                "worker %s: pool, concurrency and single_threaded do not apply to a beat "
-                "program; leave them at their defaults or set beat: false" % name)
-        if numprocs != 1:
-            raise WorkerFlagsError(
-                "worker %s: a beat program must run exactly one process (numprocs: 1), "
-                "otherwise every periodic task is sent several times" % name)
+                "worker %s: %s does not apply to a beat program; remove it or set beat: false"
+                % (name, key))
+    if p["pool"] != "auto" or p["concurrency_given"] is not None or p["single_threaded"]:
+        raise WorkerFlagsError(
+            "worker %s: pool, concurrency and single_threaded do not apply to a beat "
+            "program; leave them at their defaults or set beat: false" % name)
+    if p["numprocs"] != 1:
+        raise WorkerFlagsError(
+            "worker %s: a beat program must run exactly one process (numprocs: 1), "
+            "otherwise every periodic task is sent several times" % name)
 
-    # ---- pool -------------------------------------------------------------------------------
-    if beat:
-        pool = None
+
+_AUTO_POOL_REASONS = {
+    "io": "workload io (ESI HTTP calls, then DB updates): threads overlap the waits, and "
+          "Auth's database driver, mysqlclient, is a C extension that gevent cannot make "
+          "cooperative (each query would block every greenlet); ask for pool gevent only "
+          "with a cooperative driver such as PyMySQL",
+    "cpu": "workload cpu: prefork runs one process per core, free of the GIL",
+    "mixed": "workload mixed: threads (Auth 5.x's stock pool) overlap I/O without extra packages",
+}
+
+
+def _choose_pool(p):
+    explain = p["explain"]
+    if p["beat"]:
+        p["pool"] = None
         explain.append("beat program: runs the Celery beat scheduler, no pool or concurrency")
-    elif pool == "auto":
-        if single:
-            pool = "prefork"
-            explain.append(
-                "pool=prefork: auto with single_threaded runs prefork with one child so "
-                "--max-memory-per-child and --max-tasks-per-child keep working")
-        else:
-            pool = WORKLOAD_POOLS[workload]
-            reason = {
-                "io": "workload io (ESI HTTP calls, then DB updates): threads overlap the waits, and "
-                      "Auth's database driver, mysqlclient, is a C extension that gevent cannot make "
-                      "cooperative (each query would block every greenlet); ask for pool gevent only "
-                      "with a cooperative driver such as PyMySQL",
-                "cpu": "workload cpu: prefork runs one process per core, free of the GIL",
-                "mixed": "workload mixed: threads (Auth 5.x's stock pool) overlap I/O without "
-                         "extra packages",
-            }[workload]
-            explain.append("pool=%s: auto from %s" % (pool, reason))
+    elif p["pool"] != "auto":
+        explain.append("pool=%s: given" % p["pool"])
+    elif p["single_threaded"]:
+        p["pool"] = "prefork"
+        explain.append(
+            "pool=prefork: auto with single_threaded runs prefork with one child so "
+            "--max-memory-per-child and --max-tasks-per-child keep working")
     else:
-        explain.append("pool=%s: given" % pool)
+        p["pool"] = WORKLOAD_POOLS[p["workload"]]
+        explain.append("pool=%s: auto from %s" % (p["pool"], _AUTO_POOL_REASONS[p["workload"]]))
 
-    # ---- fixed concurrency ---------------------------------------------------------------------
+
+def _fix_concurrency(p):
+    """Concurrency that no budget may change: given, beat, single-threaded or solo."""
+    name, concurrency = p["name"], p["concurrency_given"]
     fixed = concurrency
-    if beat:
+    if p["beat"]:
         fixed = 1
-    elif single:
+    elif p["single_threaded"]:
         if concurrency is not None and concurrency > 1:
             raise WorkerFlagsError(
                 "worker %s: single_threaded needs concurrency 1 (or auto), got %d; the services "
                 "queue breaks (Discord role sync) with more than one task at a time"
                 % (name, concurrency))
-        if numprocs > 1:
+        if p["numprocs"] > 1:
             raise WorkerFlagsError(
                 "worker %s: single_threaded needs numprocs 1, got %d; %d processes would run %d tasks "
-                "of the services queue at a time" % (name, numprocs, numprocs, numprocs))
+                "of the services queue at a time" % (name, p["numprocs"], p["numprocs"], p["numprocs"]))
         fixed = 1
-        explain.append("concurrency=1: single_threaded runs one task at a time")
-    elif pool == "solo":
+        p["explain"].append("concurrency=1: single_threaded runs one task at a time")
+    elif p["pool"] == "solo":
         if concurrency is not None and concurrency > 1:
             raise WorkerFlagsError(
                 "worker %s: the solo pool always runs one task at a time; remove concurrency %d "
                 "or choose another pool" % (name, concurrency))
         fixed = 1
-        explain.append("concurrency=1: the solo pool runs one task at a time in the main process")
+        p["explain"].append("concurrency=1: the solo pool runs one task at a time in the main process")
     elif concurrency is not None:
-        explain.append("concurrency=%d: given" % concurrency)
-
-    if not beat and not single and queues and "services" in queues:
-        warnings.append(
+        p["explain"].append("concurrency=%d: given" % concurrency)
+    p["fixed_concurrency"] = fixed
+    if not p["beat"] and not p["single_threaded"] and "services" in p["queues"]:
+        p["warnings"].append(
             "queue services must run one task at a time (Discord role sync breaks otherwise); "
             "set single_threaded: true")
 
-    # ---- time limits / stop safety ---------------------------------------------------------
-    if time_limit is not None and soft_time_limit is not None and soft_time_limit >= time_limit:
+
+def _stop_safety(p):
+    """stopwaitsecs above the hard time limit, so a graceful stop never kills a running task."""
+    time_limit, soft, stopwaitsecs = p["time_limit"], p["soft_time_limit"], p["stopwaitsecs"]
+    if time_limit is not None and soft is not None and soft >= time_limit:
         raise WorkerFlagsError(
             "worker %s: soft_time_limit (%d) must be lower than time_limit (%d) so tasks get "
-            "SoftTimeLimitExceeded before they are killed" % (name, soft_time_limit, time_limit))
-    stop_recommended = stopwaitsecs
-    if not beat:
-        if time_limit is not None:
-            needed = time_limit + STOP_MARGIN
-            stop_recommended = max(stopwaitsecs, needed)
-            if stopwaitsecs < needed:
-                warnings.append(
-                    "stopwaitsecs %d is not above the hard time_limit %d (+%ds margin): supervisor "
-                    "kills the worker while tasks may still run and they are lost; set "
-                    "stopwaitsecs to at least %d" % (stopwaitsecs, time_limit, STOP_MARGIN, needed))
-                explain.append(
-                    "stopwaitsecs_recommended=%d: time_limit %d + %ds so running tasks finish or "
-                    "hit the hard limit before supervisor sends SIGKILL"
-                    % (needed, time_limit, STOP_MARGIN))
-            else:
-                explain.append(
-                    "stopwaitsecs=%d is above time_limit %d + %ds: a stop waits for running tasks"
-                    % (stopwaitsecs, time_limit, STOP_MARGIN))
-        else:
-            explain.append(
-                "no hard time_limit: a task running longer than stopwaitsecs=%d is lost when "
-                "supervisor stops the worker" % stopwaitsecs)
+            "SoftTimeLimitExceeded before they are killed" % (p["name"], soft, time_limit))
+    p["stopwaitsecs_recommended"] = stopwaitsecs
+    if p["beat"]:
+        return
+    if time_limit is None:
+        p["explain"].append(
+            "no hard time_limit: a task running longer than stopwaitsecs=%d is lost when "
+            "supervisor stops the worker" % stopwaitsecs)
+        return
+    needed = time_limit + STOPWAITSECS_MARGIN
+    p["stopwaitsecs_recommended"] = max(stopwaitsecs, needed)
+    if stopwaitsecs < needed:
+        p["warnings"].append(
+            "stopwaitsecs %d is not above the hard time_limit %d (+%ds margin): supervisor "
+            "kills the worker while tasks may still run and they are lost; set "
+            "stopwaitsecs to at least %d" % (stopwaitsecs, time_limit, STOPWAITSECS_MARGIN, needed))
+        p["explain"].append(
+            "stopwaitsecs_recommended=%d: time_limit %d + %ds so running tasks finish or "
+            "hit the hard limit before supervisor sends SIGKILL" % (needed, time_limit, STOPWAITSECS_MARGIN))
+    else:
+        p["explain"].append(
+            "stopwaitsecs=%d is above time_limit %d + %ds: a stop waits for running tasks"
+            % (stopwaitsecs, time_limit, STOPWAITSECS_MARGIN))
 
-    # ---- memory protection -----------------------------------------------------------------
-    honours_flags = pool in MEMORY_FLAG_POOLS
-    celery_max_mem = None
-    celery_max_tasks = None
-    memmon = None
-    if honours_flags:
-        celery_max_mem = max_mem
-        celery_max_tasks = max_tasks
+
+def _memory_protection(p, strict):
+    """Celery's memory flags where the pool honours them (prefork), memmon's limit elsewhere."""
+    max_mem, max_tasks, memory_limit = p["max_mem"], p["max_tasks"], p["memory_limit"]
+    explain, pool = p["explain"], p["pool"]
+    p["max_memory_per_child"] = p["max_tasks_per_child"] = p["memmon_limit"] = None
+    if pool in MEMORY_FLAG_POOLS:
+        p["max_memory_per_child"], p["max_tasks_per_child"] = max_mem, max_tasks
         if max_mem is not None:
             explain.append(
                 "--max-memory-per-child=%d: %s in KiB (Celery replaces a child after the task "
@@ -556,92 +584,58 @@ def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
         if max_tasks is not None:
             explain.append("--max-tasks-per-child=%d: given" % max_tasks)
         if memory_limit is not None:
-            memmon = memory_limit
+            p["memmon_limit"] = memory_limit
             explain.append(
                 "memmon limit %s: memory_limit given; memmon measures the main process only "
                 "unless run with --cumulative" % format_size(memory_limit))
-    elif not beat:
-        ignored = []
-        if max_mem is not None:
-            ignored.append("max_memory_per_child")
-        if max_tasks is not None:
-            ignored.append("max_tasks_per_child")
-        if ignored:
-            if strict:
-                raise WorkerFlagsError(
-                    "worker %s: %s do(es) nothing with pool %s (Celery honours them for prefork "
-                    "only); use memory_limit (a memmon limit) instead, switch to pool prefork, or "
-                    "set strict: false" % (name, " and ".join(ignored), pool))
-            warnings.append(
-                "%s ignored by Celery with pool %s: not passed to Celery%s"
-                % (" and ".join(ignored), pool,
-                   "; used as the memmon limit instead" if max_mem is not None and
-                   memory_limit is None else ""))
-        if memory_limit is not None:
-            memmon = memory_limit
-            explain.append("memmon limit %s: memory_limit given (pool %s ignores Celery's memory "
-                           "flags)" % (format_size(memory_limit), pool))
-            if max_mem is not None and max_mem != memory_limit:
-                warnings.append("both memory_limit and max_memory_per_child given; memmon uses "
-                                "memory_limit %s" % format_size(memory_limit))
-        elif max_mem is not None:
-            memmon = max_mem
-            explain.append("memmon limit %s: from max_memory_per_child (pool %s ignores Celery's "
-                           "memory flags)" % (format_size(max_mem), pool))
+    elif not p["beat"]:
+        _memory_without_celery_flags(p, strict)
     elif memory_limit is not None:
-        memmon = memory_limit
+        p["memmon_limit"] = memory_limit
         explain.append("memmon limit %s: memory_limit given" % format_size(memory_limit))
-
-    if max_mem is None and memmon is None and max_tasks is None and not beat:
+    if max_mem is None and p["memmon_limit"] is None and max_tasks is None and not p["beat"]:
         explain.append("no memory protection set: consider max_memory_per_child (prefork) or "
                        "memory_limit (memmon)")
 
-    for label, limit in (("max_memory_per_child", celery_max_mem), ("memory limit", memmon)):
-        if limit is None:
-            continue
-        _check_limit(name, label, limit, baseline, allow_small_memory_limit,
-                     baseline_headroom_action, warnings, explain)
 
-    # ---- process names / node name -----------------------------------------------------------
-    process_names = expand_process_names(
-        name, worker["process_name"], numprocs, numprocs_start, worker["group_name"])
-    node_name = worker["node_name"]
-    if node_name and numprocs > 1 and "%(process_num)" not in node_name and "%i" not in node_name \
-            and "%I" not in node_name:
-        warnings.append(
+def _memory_without_celery_flags(p, strict):
+    """threads, gevent, eventlet, solo: Celery ignores its memory flags; memmon guards instead."""
+    max_mem, max_tasks, memory_limit, pool = p["max_mem"], p["max_tasks"], p["memory_limit"], p["pool"]
+    ignored = [key for key, value in (("max_memory_per_child", max_mem), ("max_tasks_per_child", max_tasks))
+               if value is not None]
+    if ignored:
+        if strict:
+            raise WorkerFlagsError(
+                "worker %s: %s do(es) nothing with pool %s (Celery honours them for prefork "
+                "only); use memory_limit (a memmon limit) instead, switch to pool prefork, or "
+                "set strict: false" % (p["name"], " and ".join(ignored), pool))
+        p["warnings"].append(
+            "%s ignored by Celery with pool %s: not passed to Celery%s"
+            % (" and ".join(ignored), pool,
+               "; used as the memmon limit instead" if max_mem is not None and memory_limit is None else ""))
+    if memory_limit is not None:
+        p["memmon_limit"] = memory_limit
+        p["explain"].append("memmon limit %s: memory_limit given (pool %s ignores Celery's memory "
+                            "flags)" % (format_size(memory_limit), pool))
+        if max_mem is not None and max_mem != memory_limit:
+            p["warnings"].append("both memory_limit and max_memory_per_child given; memmon uses "
+                                 "memory_limit %s" % format_size(memory_limit))
+    elif max_mem is not None:
+        p["memmon_limit"] = max_mem
+        p["explain"].append("memmon limit %s: from max_memory_per_child (pool %s ignores Celery's "
+                            "memory flags)" % (format_size(max_mem), pool))
+
+
+def _names(p, worker):
+    """Real process names, and a warning when several processes would share one node name."""
+    p["process_name"] = worker["process_name"]
+    p["process_names"] = expand_process_names(
+        p["name"], worker["process_name"], p["numprocs"], p["numprocs_start"], worker["group_name"])
+    node_name = p["node_name"] = worker["node_name"]
+    if node_name and p["numprocs"] > 1 and not any(token in node_name for token in ("%(process_num)", "%i", "%I")):
+        p["warnings"].append(
             "node_name %r is the same for all %d processes; Celery warns about duplicate node "
-            "names; include %%(process_num)02d" % (node_name, numprocs))
-
-    return {
-        "name": name,
-        "app": worker["app"],
-        "celery_bin": worker["celery_bin"],
-        "beat": beat,
-        "pool": pool,
-        "workload": workload,
-        "loglevel": loglevel,
-        "queues": list(queues),
-        "single_threaded": single,
-        "numprocs": numprocs,
-        "numprocs_start": numprocs_start,
-        "process_names": process_names,
-        "process_name": worker["process_name"],
-        "node_name": node_name,
-        "prefetch_multiplier": prefetch,
-        "time_limit": time_limit,
-        "soft_time_limit": soft_time_limit,
-        "stopwaitsecs": stopwaitsecs,
-        "stopwaitsecs_recommended": stop_recommended,
-        "max_memory_per_child": celery_max_mem,
-        "max_tasks_per_child": celery_max_tasks,
-        "memmon_limit": memmon,
-        "memory_baseline": baseline,
-        "extra_argv": extra_argv,
-        "concurrency_given": concurrency,
-        "fixed_concurrency": fixed,
-        "warnings": warnings,
-        "explain": explain,
-    }
+            "names; include %%(process_num)02d" % (node_name, p["numprocs"]))
 
 
 def _check_limit(name, label, limit, baseline, allow_small, headroom_action, warnings, explain):
@@ -781,46 +775,70 @@ def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT
                  db_connection_budget=DEFAULT_DB_CONNECTION_BUDGET, allow_small_memory_limit=False,
                  baseline_headroom_action="error", strict=False, cpu_source="parameter",
                  memory_source="parameter", measured_rss=None):
-    """Compute flags for all workers.  Raises WorkerFlagsError before returning anything."""
-    if isinstance(workers, dict):
-        workers = [workers]
-    if not workers:
-        raise WorkerFlagsError("workers is empty; give at least one worker program")
-    if isinstance(cpu_count, bool) or not isinstance(cpu_count, int) or cpu_count < 1:
-        raise WorkerFlagsError("cpu_count must be an integer >= 1, got %r" % (cpu_count,))
+    """Compute flags for all workers.  Raises WorkerFlagsError before returning anything.
+
+    Steps: check the inputs, resolve each worker, check names are unique, check the fixed values
+    against the budgets, size the auto values, check the totals.
+    """
+    workers = _check_plan_inputs(workers, cpu_count, memory_budget_percent, db_connection_budget,
+                                 baseline_headroom_action)
     memory_total = parse_size(memory_total, "memory_total")
     if memory_total < MIB:
         raise WorkerFlagsError("memory_total %r is implausibly small; give it with a unit, e.g. 8GB"
                                % (memory_total,))
-    if isinstance(memory_budget_percent, bool) or not isinstance(memory_budget_percent, int) \
-            or not 1 <= memory_budget_percent <= 100:
+    budget = dict(cpu_count=cpu_count, memory_total=memory_total, percent=memory_budget_percent,
+                  memory=memory_total * memory_budget_percent // 100, db=db_connection_budget)
+    plans = [normalize_worker(_with_measured_baseline(w, measured_rss), strict, allow_small_memory_limit,
+                              baseline_headroom_action) for w in workers]
+    _check_unique(plans)
+    fixed = [p for p in plans if p["fixed_concurrency"] is not None]
+    for p in fixed:
+        p["concurrency"] = p["fixed_concurrency"]
+    used = _check_fixed(fixed, budget)
+    _size_auto([p for p in plans if p["fixed_concurrency"] is None], used, budget)
+    totals = _check_totals(plans, bool(fixed), budget)
+    for p in plans:
+        _check_prefork_memmon(p)
+    return _summary([_render(p) for p in plans], budget, totals, cpu_source, memory_source)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_plan_inputs(workers, cpu_count, memory_budget_percent, db_connection_budget, headroom_action):
+    if isinstance(workers, dict):
+        workers = [workers]
+    if not workers:
+        raise WorkerFlagsError("workers is empty; give at least one worker program")
+    if not _is_int(cpu_count) or cpu_count < 1:
+        raise WorkerFlagsError("cpu_count must be an integer >= 1, got %r" % (cpu_count,))
+    if not _is_int(memory_budget_percent) or not 1 <= memory_budget_percent <= 100:
         raise WorkerFlagsError("memory_budget_percent must be an integer from 1 to 100, got %r"
                                % (memory_budget_percent,))
-    if isinstance(db_connection_budget, bool) or not isinstance(db_connection_budget, int) \
-            or db_connection_budget < 1:
+    if not _is_int(db_connection_budget) or db_connection_budget < 1:
         raise WorkerFlagsError("db_connection_budget must be an integer >= 1, got %r"
                                % (db_connection_budget,))
-    if baseline_headroom_action not in HEADROOM_ACTIONS:
+    if headroom_action not in HEADROOM_ACTIONS:
         raise WorkerFlagsError("baseline_headroom_action must be one of %s, got %r"
-                               % (", ".join(HEADROOM_ACTIONS), baseline_headroom_action))
+                               % (", ".join(HEADROOM_ACTIONS), headroom_action))
+    return workers
 
-    workers = [_with_measured_baseline(w, measured_rss) for w in workers]
-    plans = [normalize_worker(w, strict, allow_small_memory_limit, baseline_headroom_action)
-             for w in workers]
+
+def _check_unique(plans):
+    """One beat, unique program names, and no process name made by two programs."""
     beats = [p["name"] for p in plans if p["beat"]]
     if len(beats) > 1:
         raise WorkerFlagsError(
             "%d beat programs (%s): every periodic task would be sent %d times; keep exactly one beat"
             % (len(beats), ", ".join(beats), len(beats)))
-
-    seen = {}
+    seen = set()
+    owners = {}
     for p in plans:
         if p["name"] in seen:
             raise WorkerFlagsError("worker name %s is given twice; program names must be unique"
                                    % p["name"])
-        seen[p["name"]] = True
-    owners = {}
-    for p in plans:
+        seen.add(p["name"])
         for proc in p["process_names"]:
             if proc in owners:
                 raise WorkerFlagsError(
@@ -828,116 +846,116 @@ def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT
                     "group_name or numprocs_start" % (proc, owners[proc], p["name"]))
             owners[proc] = p["name"]
 
-    mem_budget = memory_total * memory_budget_percent // 100
 
-    fixed = [p for p in plans if p["fixed_concurrency"] is not None]
-    auto = [p for p in plans if p["fixed_concurrency"] is None]
-
-    fixed_conns = sum(db_connections(p, p["fixed_concurrency"]) for p in fixed)
-    if fixed_conns > db_connection_budget:
-        detail = ", ".join("%s=%d" % (p["name"], db_connections(p, p["fixed_concurrency"]))
-                           for p in fixed)
+def _check_fixed(fixed, budget):
+    """Given values are never changed: exceeding a budget with them is an error. Returns what they use."""
+    conns = sum(db_connections(p, p["concurrency"]) for p in fixed)
+    if conns > budget["db"]:
+        detail = ", ".join("%s=%d" % (p["name"], db_connections(p, p["concurrency"])) for p in fixed)
         raise WorkerFlagsError(
             "the given concurrency needs %d DB connections (%s) but db_connection_budget is %d "
             "(MariaDB's default max_connections is 151); lower concurrency or raise "
-            "db_connection_budget together with max_connections"
-            % (fixed_conns, detail, db_connection_budget))
-    fixed_mem = sum(memory_estimate(p, p["fixed_concurrency"]) for p in fixed)
-    if fixed_mem > mem_budget:
-        detail = ", ".join("%s=%s" % (p["name"], human_size(memory_estimate(p, p["fixed_concurrency"])))
+            "db_connection_budget together with max_connections" % (conns, detail, budget["db"]))
+    mem = sum(memory_estimate(p, p["concurrency"]) for p in fixed)
+    if mem > budget["memory"]:
+        detail = ", ".join("%s=%s" % (p["name"], human_size(memory_estimate(p, p["concurrency"])))
                            for p in fixed)
         raise WorkerFlagsError(
             "the given settings need about %s of memory (%s) but the budget is %s (%d%% of %s); "
             "lower concurrency or the memory limits, or raise memory_budget_percent"
-            % (human_size(fixed_mem), detail, human_size(mem_budget), memory_budget_percent,
-               human_size(memory_total)))
+            % (human_size(mem), detail, human_size(budget["memory"]), budget["percent"],
+               human_size(budget["memory_total"])))
+    return dict(conns=conns, memory=mem)
 
-    # auto concurrency: desired values scaled to the remaining DB and memory budget
-    desired = [default_concurrency(p["pool"], cpu_count, p["workload"]) for p in auto]
-    db_caps = _scale(desired, [p["numprocs"] for p in auto], db_connection_budget - fixed_conns)
 
-    prefork_idx = [i for i, p in enumerate(auto) if p["pool"] == "prefork"]
-    mem_available = mem_budget - fixed_mem
+def _memory_caps(auto, desired, available):
+    """Prefork auto values scaled so concurrency x per-child memory fits what the budget leaves."""
     for i, p in enumerate(auto):
         if p["pool"] == "prefork":
-            mem_available -= p["numprocs"] * (p["memory_baseline"] or DEFAULT_BASELINE)
+            available -= p["numprocs"] * (p["memory_baseline"] or DEFAULT_BASELINE)
         else:
-            mem_available -= memory_estimate(p, desired[i])
-    mem_caps = list(desired)
-    if prefork_idx:
-        scaled = _scale([desired[i] for i in prefork_idx],
-                        [auto[i]["numprocs"] * _per_slot_memory(auto[i]) for i in prefork_idx],
-                        mem_available)
-        for i, value in zip(prefork_idx, scaled):
-            mem_caps[i] = value
+            available -= memory_estimate(p, desired[i])
+    caps = list(desired)
+    prefork = [i for i, p in enumerate(auto) if p["pool"] == "prefork"]
+    if prefork:
+        scaled = _scale([desired[i] for i in prefork],
+                        [auto[i]["numprocs"] * _per_slot_memory(auto[i]) for i in prefork], available)
+        for i, value in zip(prefork, scaled):
+            caps[i] = value
+    return caps
 
+
+def _auto_reason(p, cpu_count):
+    return {
+        "prefork": "one process per CPU (%d CPUs)" % cpu_count,
+        "gevent": "the guide's conservative start for gevent",
+        "eventlet": "the guide's conservative start for green pools",
+        "threads": ("the I/O-bound default for threads" if p["workload"] == "io"
+                    else "Auth 5.x's stock threads concurrency"),
+    }.get(p["pool"], "default")
+
+
+def _size_auto(auto, used, budget):
+    """Auto concurrency: the pool's default, scaled down to the DB and memory budgets left."""
+    desired = [default_concurrency(p["pool"], budget["cpu_count"], p["workload"]) for p in auto]
+    db_caps = _scale(desired, [p["numprocs"] for p in auto], budget["db"] - used["conns"])
+    mem_caps = _memory_caps(auto, desired, budget["memory"] - used["memory"])
     for i, p in enumerate(auto):
-        value = min(desired[i], db_caps[i], mem_caps[i])
-        p["concurrency"] = value
-        base = {
-            "prefork": "one process per CPU (%d CPUs)" % cpu_count,
-            "gevent": "the guide's conservative start for gevent",
-            "eventlet": "the guide's conservative start for green pools",
-            "threads": ("the I/O-bound default for threads" if p["workload"] == "io"
-                        else "Auth 5.x's stock threads concurrency"),
-        }.get(p["pool"], "default")
-        p["explain"].append("concurrency=%d: auto, %s is %d" % (value, base, desired[i]))
+        value = p["concurrency"] = min(desired[i], db_caps[i], mem_caps[i])
+        p["explain"].append("concurrency=%d: auto, %s is %d" % (value, _auto_reason(p, budget["cpu_count"]), desired[i]))
         if value < desired[i] and db_caps[i] == value:
             p["explain"].append(
                 "concurrency capped from %d to %d by the DB connection budget (%d connections, "
                 "%d used by workers with fixed concurrency, auto values scaled proportionally)"
-                % (desired[i], value, db_connection_budget, fixed_conns))
+                % (desired[i], value, budget["db"], used["conns"]))
         if value < desired[i] and mem_caps[i] == value:
             p["explain"].append(
                 "concurrency capped from %d to %d so concurrency x %s per child fits the memory "
                 "budget %s (%d%% of %s)"
-                % (desired[i], value, human_size(_per_slot_memory(p)), human_size(mem_budget),
-                   memory_budget_percent, human_size(memory_total)))
-    for p in fixed:
-        p["concurrency"] = p["fixed_concurrency"]
+                % (desired[i], value, human_size(_per_slot_memory(p)), human_size(budget["memory"]),
+                   budget["percent"], human_size(budget["memory_total"])))
 
-    total_conns = sum(db_connections(p, p["concurrency"]) for p in plans)
-    total_mem = sum(memory_estimate(p, p["concurrency"]) for p in plans)
-    if total_conns > db_connection_budget:
+
+def _check_totals(plans, any_fixed, budget):
+    conns = sum(db_connections(p, p["concurrency"]) for p in plans)
+    mem = sum(memory_estimate(p, p["concurrency"]) for p in plans)
+    if conns > budget["db"]:
         raise WorkerFlagsError(
             "even with auto concurrency reduced to 1 the workers need %d DB connections but "
             "db_connection_budget is %d; %s or raise db_connection_budget"
-            % (total_conns, db_connection_budget,
-               "lower the fixed concurrency values" if fixed else "lower numprocs or the number of workers"))
-    if total_mem > mem_budget:
+            % (conns, budget["db"],
+               "lower the fixed concurrency values" if any_fixed else "lower numprocs or the number of workers"))
+    if mem > budget["memory"]:
         raise WorkerFlagsError(
             "even with auto concurrency reduced to 1 the workers need about %s but the memory "
             "budget is %s (%d%% of %s); lower memory limits or numprocs, or raise "
-            "memory_budget_percent" % (human_size(total_mem), human_size(mem_budget),
-                                       memory_budget_percent, human_size(memory_total)))
+            "memory_budget_percent" % (human_size(mem), human_size(budget["memory"]),
+                                       budget["percent"], human_size(budget["memory_total"])))
+    return dict(conns=conns, memory=mem)
 
-    for p in plans:
-        _check_prefork_memmon(p)
 
-    results = [_render(p) for p in plans]
-    packages = sorted(set(pkg for r in results for pkg in r["packages"]))
+def _summary(results, budget, totals, cpu_source, memory_source):
     memmon_limits = {}
     for r in results:
         memmon_limits.update(r["memmon_limits"])
-    warnings = ["%s: %s" % (r["name"], w) for r in results for w in r["warnings"]]
     return {
         "workers": results,
-        "packages": packages,
+        "packages": sorted(set(pkg for r in results for pkg in r["packages"])),
         "memmon_limits": memmon_limits,
         "host": {
-            "cpu_count": cpu_count,
+            "cpu_count": budget["cpu_count"],
             "cpu_count_source": cpu_source,
-            "memory_bytes": memory_total,
+            "memory_bytes": budget["memory_total"],
             "memory_source": memory_source,
         },
         "budget": {
-            "memory_budget_percent": memory_budget_percent,
-            "memory_budget_bytes": mem_budget,
-            "memory_estimate_bytes": total_mem,
-            "db_connection_budget": db_connection_budget,
-            "db_connections": total_conns,
+            "memory_budget_percent": budget["percent"],
+            "memory_budget_bytes": budget["memory"],
+            "memory_estimate_bytes": totals["memory"],
+            "db_connection_budget": budget["db"],
+            "db_connections": totals["conns"],
         },
-        "warnings": warnings,
+        "warnings": ["%s: %s" % (r["name"], w) for r in results for w in r["warnings"]],
     }
 
 

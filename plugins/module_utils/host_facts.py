@@ -5,7 +5,8 @@
 """CPU count and memory of the host, cgroup and CPU-affinity aware.
 
 Every reader takes ``root`` (the filesystem root, ``/`` on a real host) so tests can point it at
-a temporary directory.  Limits are looked up for this process's own cgroup and each of its
+a temporary directory.  Limits are looked up for a cgroup (by default this process's own; the
+module passes the cgroup of the unit that runs supervisord, where the workers run) and each of its
 ancestors (the effective limit is the smallest one on the path), for cgroup v2
 (``cpu.max``, ``memory.max``) and v1 (``cpu.cfs_quota_us``/``cpu.cfs_period_us``,
 ``memory.limit_in_bytes``).
@@ -72,14 +73,21 @@ def is_cgroup_v2(root="/"):
     return os.path.exists(_path(root, CGROUP_MOUNT, "cgroup.controllers"))
 
 
-def _cgroup_min(root, v2_read, v1_dirs, v1_controller, v1_read):
+def unit_cgroups(control_group):
+    """``{controller: path}`` for a systemd unit's ``ControlGroup`` (one path for every controller)."""
+    if not control_group:
+        return None
+    return dict((key, control_group) for key in ("", "cpu", "memory"))
+
+
+def _cgroup_min(root, v2_read, v1_dirs, v1_controller, v1_read, cgroups=None):
     """The smallest value ``read(directory)`` finds in this process's cgroup or its ancestors.
 
     cgroup v2: the unified hierarchy; v1: the first of ``v1_dirs`` (under the cgroup mount) where
     anything is found, following this process's ``v1_controller`` path. Readers return None for
     "no limit here". Returns ``(value, "v2" | "v1")`` or ``(None, None)``.
     """
-    cgroups = read_self_cgroups(root)
+    cgroups = cgroups or read_self_cgroups(root)
     mount = _path(root, CGROUP_MOUNT)
     if is_cgroup_v2(root):
         hierarchies = [(mount, cgroups.get(""), v2_read, "v2")]
@@ -114,9 +122,9 @@ def _v1_cpus(directory):
     return quota / period if quota > 0 and period > 0 else None
 
 
-def cgroup_cpu_limit(root="/"):
+def cgroup_cpu_limit(root="/", cgroups=None):
     """CPU quota in (fractional) CPUs, or ``(None, None)`` when unlimited/unknown."""
-    value, version = _cgroup_min(root, _v2_cpus, V1_CPU_DIRS, "cpu", _v1_cpus)
+    value, version = _cgroup_min(root, _v2_cpus, V1_CPU_DIRS, "cpu", _v1_cpus, cgroups)
     sources = {"v2": "cgroup v2 cpu.max", "v1": "cgroup v1 cpu.cfs_quota_us"}
     return (value, sources[version]) if version else (None, None)
 
@@ -139,7 +147,7 @@ def cpuinfo_count(root="/"):
     return count or None
 
 
-def cpu_count(root="/", affinity=_default_affinity):
+def cpu_count(root="/", affinity=_default_affinity, cgroups=None):
     """Usable CPUs: affinity (or /proc/cpuinfo, or os.cpu_count) limited by the cgroup quota.
 
     ``affinity`` is a callable returning the CPU set (``os.sched_getaffinity(0)`` by default);
@@ -155,7 +163,7 @@ def cpu_count(root="/", affinity=_default_affinity):
         source = "/proc/cpuinfo" if count else None
     if count is None:
         count, source = (os.cpu_count() or 1), "os.cpu_count"
-    quota, quota_source = cgroup_cpu_limit(root)
+    quota, quota_source = cgroup_cpu_limit(root, cgroups)
     if quota is not None:
         limit = max(1, int(math.ceil(quota)))
         if limit < count:
@@ -200,20 +208,20 @@ def _v1_memory(directory):
     return value if 0 < value < (1 << 62) else None
 
 
-def cgroup_memory_limit(root="/"):
-    """Memory limit of this process's cgroup in bytes, or ``(None, None)`` when unlimited."""
-    value, version = _cgroup_min(root, _v2_memory, V1_MEMORY_DIRS, "memory", _v1_memory)
+def cgroup_memory_limit(root="/", cgroups=None):
+    """Memory limit of the cgroup in bytes, or ``(None, None)`` when unlimited."""
+    value, version = _cgroup_min(root, _v2_memory, V1_MEMORY_DIRS, "memory", _v1_memory, cgroups)
     sources = {"v2": "cgroup v2 memory.max", "v1": "cgroup v1 memory.limit_in_bytes"}
     return (value, sources[version]) if version else (None, None)
 
 
-def memory_total(root="/"):
+def memory_total(root="/", cgroups=None):
     """Usable memory in bytes: MemTotal limited by the cgroup memory limit.
 
     Returns ``(bytes, source)``; ``(None, None)`` when nothing could be read.
     """
     total = meminfo_total(root)
-    limit, limit_source = cgroup_memory_limit(root)
+    limit, limit_source = cgroup_memory_limit(root, cgroups)
     if limit is not None and (total is None or limit < total):
         return limit, limit_source
     if total is not None:
@@ -221,10 +229,18 @@ def memory_total(root="/"):
     return None, None
 
 
-def host_facts(root="/", affinity=_default_affinity):
-    """``{'cpu_count', 'cpu_count_source', 'memory_bytes', 'memory_source'}``."""
-    cpus, cpu_source = cpu_count(root, affinity)
-    mem, mem_source = memory_total(root)
+def host_facts(root="/", affinity=_default_affinity, unit=None, control_group=None):
+    """``{'cpu_count', 'cpu_count_source', 'memory_bytes', 'memory_source'}``.
+
+    With a ``unit`` and its ``control_group`` the cgroup limits are the unit's (``from
+    supervisor.service`` in the sources); without, this process's own.
+    """
+    cgroups = unit_cgroups(control_group) if unit else None
+    cpus, cpu_source = cpu_count(root, affinity, cgroups)
+    mem, mem_source = memory_total(root, cgroups)
+    if cgroups:
+        cpu_source = ("%s from %s" % (cpu_source, unit)) if cpu_source.startswith("cgroup") else cpu_source
+        mem_source = ("%s from %s" % (mem_source, unit)) if (mem_source or "").startswith("cgroup") else mem_source
     return {
         "cpu_count": cpus,
         "cpu_count_source": cpu_source,

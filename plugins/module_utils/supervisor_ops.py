@@ -44,7 +44,8 @@ PHASE_START = 'start'
 
 DEFAULT_STOPWAITSECS = 10
 DEFAULT_STARTSECS = 1
-STOP_MARGIN = 10
+#: Seconds added to the largest stopwaitsecs / startsecs for the module's own waits.
+STOP_WAIT_MARGIN = 10
 START_MARGIN = 10
 DAEMON_MARGIN = 30
 # How long to wait for a daemon that is starting or restarting (for example right after the
@@ -52,7 +53,8 @@ DAEMON_MARGIN = 30
 CONNECT_WAIT = 30
 STDERR_TAIL_BYTES = 1600
 MAIN_LOG_TAIL_BYTES = 65536
-KILL_LOG_RE = "killing '%s' (%s) with SIGKILL"
+#: supervisor 4.x's main-log line for a process it had to SIGKILL (a format string, not a regex).
+KILL_LOG_LINE = "killing '%s' (%s) with SIGKILL"
 
 
 def namespec(group, name):
@@ -134,7 +136,7 @@ def compute_timeouts(target_infos, cfg_index, all_infos, params):
     daemon_waits = [_cfg_num(cfg_index.get((i['group'], i['name'])), 'stopwaitsecs', DEFAULT_STOPWAITSECS)
                     for i in running_all] or [0]
     timeouts = dict(
-        stop=max(stopwaits) + STOP_MARGIN,
+        stop=max(stopwaits) + STOP_WAIT_MARGIN,
         start=max(startsecs) + START_MARGIN,
         daemon=max(daemon_waits) + DAEMON_MARGIN,
     )
@@ -205,7 +207,7 @@ def was_killed(report, main_log=None):
     """
     pid = report.get('pid_before')
     if main_log and pid:
-        if KILL_LOG_RE % (report.get('process'), pid) in main_log:
+        if KILL_LOG_LINE % (report.get('process'), pid) in main_log:
             return True
     seconds = report.get('stop_seconds')
     if seconds is None:
@@ -245,8 +247,8 @@ def restart_command(manager, service_name, get_bin_path=None):
 # Runner
 # --------------------------------------------------------------------------------------------
 
-class GroupRunner(object):
-    """Runs one ``supervisor_group`` invocation; see :meth:`run`."""
+class _RunnerBase(object):
+    """Bookkeeping shared by the runners: reports per process, snapshots, results, partial results."""
 
     def __init__(self, client, params, check_mode=False, clock=time.monotonic, sleep=time.sleep,
                  run_command=None, get_bin_path=None, path_exists=os.path.exists, pid_alive=_pid_alive,
@@ -272,7 +274,6 @@ class GroupRunner(object):
         self.daemon_report = None
         self.kind = None
         self.key = None
-        self.before_daemon = {}
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _fail(self, msg, phase=None, kind=None):
@@ -352,93 +353,6 @@ class GroupRunner(object):
                            % st.get('statename'))
             self.sleep(self.interval)
 
-    def _run(self):
-        p = self.params
-        self.phase = PHASE_CONNECT
-        self._wait_until_running()
-        self.phase = PHASE_INSPECT
-        snap, all_infos = self._snapshot()
-        self.cfg = config_index(self.client.get_all_config_info())
-        try:
-            targets = self._targets(all_infos)
-        except SupervisorError as exc:
-            # A group supervisord does not know yet (its file was just written): with a daemon
-            # restart there is nothing to stop; restart, then start what the daemon now knows.
-            if exc.kind != KIND_BAD_NAME or p['daemon'] != 'restarted' or p['state'] == 'stopped':
-                raise
-            return self._run_new_target(all_infos)
-        for info in targets:
-            rep = self._report(info)
-            rep['state_before'] = info['statename']
-            rep['pid_before'] = info['pid'] or None
-        self.timeouts = compute_timeouts(targets, self.cfg, all_infos, p)
-        self.phase = PHASE_VALIDATE
-        before = dict((s, r['state_before']) for s, r in self.reports.items())
-        plan = plan_actions(p['state'], p['daemon'], p.get('rolling'), before)
-        manager = None
-        if 'daemon_restart' in plan['steps']:
-            manager, reason = detect_service_manager(p.get('service_manager', 'auto'), p.get('service_name', 'supervisor'),
-                                                     self.run_command, self.get_bin_path, self.path_exists)
-            self.daemon_report = dict(method=manager, reason=reason, restarted=False, pid_before=None,
-                                      pid_after=None, seconds=None)
-        self.changed = plan['changed']
-        diff_before = self._diff_side(dict((s, r['state_before']) for s, r in self.reports.items()))
-
-        if self.check_mode:
-            self._describe_plan(plan, manager)
-            for spec, rep in self.reports.items():
-                rep['state_after'] = plan['expected'][spec] if plan['steps'] else rep['state_before']
-                rep['pid'] = rep['pid_before'] if rep['state_after'] == rep['state_before'] else None
-            after = self._diff_side(plan['expected'])
-            return self._result(plan, diff_before, after)
-
-        for step in plan['steps']:
-            if step == 'stop':
-                self._stop_phase()
-            elif step == 'daemon_restart':
-                self._daemon_phase(manager)
-            elif step == 'start':
-                self._start_phase()
-            elif step == 'rolling':
-                self._rolling_phase()
-        if p['state'] == 'stopped' and p['daemon'] == 'restarted':
-            # autostart programs come back with the daemon: stop them again
-            self._stop_phase(again=True)
-        self._refresh_after()
-        after = self._diff_side(dict((s, r['state_after']) for s, r in self.reports.items()))
-        return self._result(plan, diff_before, after)
-
-    def _run_new_target(self, all_infos):
-        p = self.params
-        self.phase = PHASE_VALIDATE
-        manager, reason = detect_service_manager(p.get('service_manager', 'auto'), p.get('service_name', 'supervisor'),
-                                                 self.run_command, self.get_bin_path, self.path_exists)
-        self.daemon_report = dict(method=manager, reason=reason, restarted=False, pid_before=None,
-                                  pid_after=None, seconds=None)
-        self.timeouts = compute_timeouts([], self.cfg, all_infos, p)
-        self.changed = True
-        self.kind, self.key = 'group', p['name']
-        before = dict(processes={})
-        if self.check_mode:
-            self.actions.append('%s is not known to supervisord yet: would restart supervisord via %s so it reads '
-                                'its files, then start %s and wait until RUNNING' % (p['name'], manager, p['name']))
-            return self._result(dict(steps=['daemon_restart', 'start']), before, before)
-        self._daemon_phase(manager)
-        self.phase = PHASE_INSPECT
-        snap, all_infos = self._snapshot()
-        self.cfg = config_index(self.client.get_all_config_info())
-        targets = self._targets(all_infos)
-        for info in targets:
-            rep = self._report(info)
-            rep['state_before'] = 'ABSENT'
-            rep['pid_before'] = None
-        self.timeouts.update((k, v) for k, v in compute_timeouts(targets, self.cfg, all_infos, p).items()
-                             if k != 'daemon')
-        self._start_phase()
-        self._refresh_after()
-        after = self._diff_side(dict((s, r['state_after']) for s, r in self.reports.items()))
-        return self._result(dict(steps=['daemon_restart', 'start']), before, after)
-
     def _diff_side(self, states):
         return dict(processes=dict((k, v) for k, v in sorted(states.items())))
 
@@ -455,21 +369,6 @@ class GroupRunner(object):
     def _what(self):
         return ('group %s' % self.key) if self.kind == 'group' else ('process %s' % self.key)
 
-    def _describe_plan(self, plan, manager):
-        for step in plan['steps']:
-            if step == 'stop':
-                if plan['to_stop']:
-                    self.actions.append('would stop %s gracefully, all at once (%s)' % (self._what(), ', '.join(plan['to_stop'])))
-                else:
-                    self.actions.append('would wait for STOPPING processes of %s' % self._what())
-            elif step == 'daemon_restart':
-                self.actions.append('would restart supervisord via %s' % manager)
-            elif step == 'start':
-                self.actions.append('would start %s and wait until RUNNING (%s)' % (self._what(), ', '.join(plan['to_start'])))
-            elif step == 'rolling':
-                self.actions.append('would do a rolling restart of %s, one process at a time (%s)'
-                                    % (self._what(), ', '.join(plan['to_start'])))
-
     # -- stop ---------------------------------------------------------------------------------
     def _current_targets(self):
         snap, all_infos = self._snapshot()
@@ -480,6 +379,23 @@ class GroupRunner(object):
             return sorted(namespec(i['group'], i['name']) for i in all_infos if i['group'] == self.key)
         return [s for s in (namespec(i['group'], i['name']) for i in all_infos)
                 if s == namespec(*self.key.split(':', 1))]
+
+    def _check_results(self, results, ok, what):
+        bad = []
+        for item in results or []:
+            if item.get('status') not in ok:
+                spec = namespec(item.get('group'), item.get('name'))
+                desc = '%s: %s' % (FAULT_NAMES.get(item.get('status'), item.get('status')), item.get('description'))
+                if spec in self.reports:
+                    self.reports[spec]['error'] = desc
+                bad.append((spec, item.get('status'), desc))
+        if what == 'stop' and bad:
+            self._fail('supervisord could not stop %s: %s' % (self._what(), '; '.join('%s (%s)' % (s, d) for s, c, d in bad)))
+        return bad
+
+
+class _StopStart(_RunnerBase):
+    """Graceful stops and starts of the target, waiting until each process reached its state."""
 
     def _stop_phase(self, again=False):
         self.phase = PHASE_STOP
@@ -512,19 +428,6 @@ class GroupRunner(object):
         except SupervisorError as exc:
             if exc.fault_code != FAULT_NOT_RUNNING:
                 raise
-
-    def _check_results(self, results, ok, what):
-        bad = []
-        for item in results or []:
-            if item.get('status') not in ok:
-                spec = namespec(item.get('group'), item.get('name'))
-                desc = '%s: %s' % (FAULT_NAMES.get(item.get('status'), item.get('status')), item.get('description'))
-                if spec in self.reports:
-                    self.reports[spec]['error'] = desc
-                bad.append((spec, item.get('status'), desc))
-        if what == 'stop' and bad:
-            self._fail('supervisord could not stop %s: %s' % (self._what(), '; '.join('%s (%s)' % (s, d) for s, c, d in bad)))
-        return bad
 
     def _wait_stopped(self, specs, t0, timeout):
         pending = list(specs)
@@ -656,53 +559,34 @@ class GroupRunner(object):
             self._fail('%d process(es) of %s did not reach RUNNING: %s'
                        % (len(failed), self._what(), '\n'.join(parts)))
 
-    # -- rolling ------------------------------------------------------------------------------
-    def _rolling_phase(self):
-        snap, infos = self._current_targets()
-        for i in infos:
-            self._report(i)
-        down = [namespec(i['group'], i['name']) for i in infos if i['statename'] not in RUNNING_STATES]
-        up = [namespec(i['group'], i['name']) for i in infos if i['statename'] in RUNNING_STATES]
-        done = []
-        # start the stopped ones first: more capacity before we take any away
-        for spec in down + up:
-            rep = self.reports[spec]
-            info = self._snapshot()[0].get(spec) or {}
-            try:
-                if info.get('statename') in RUNNING_STATES or info.get('statename') == STOPPING:
-                    self.phase = PHASE_STOP
-                    t0 = self.clock()
-                    if info.get('statename') != STOPPING:
-                        rep['pid_before'] = info.get('pid') or rep['pid_before']
-                        self._stop_one(spec)
-                        self.changed = True
-                    stop_timeout = self.params.get('stop_timeout') or rep['stopwaitsecs'] + STOP_MARGIN
-                    self._wait_stopped([spec], t0, stop_timeout)
-                self.phase = PHASE_START
-                t0 = self.clock()
-                err = self._start_one(spec)
-                self.changed = True
-                rep['started'] = True
-                start_timeout = self.params.get('start_timeout') or rep['startsecs'] + START_MARGIN
-                self._wait_running([spec], t0, start_timeout, {spec: err} if err else None)
-            except SupervisorError as exc:
-                rest = [s for s in down + up if s not in done and s != spec]
-                exc.msg = '%s (rolling restart of %s stopped at %s; restarted so far: %s; not touched: %s)' % (
-                    exc.msg, self._what(), spec, ', '.join(done) or 'none', ', '.join(rest) or 'none')
-                exc.args = (exc.msg,)
-                raise
-            done.append(spec)
-            self.actions.append('rolling: restarted %s' % spec)
+
+class _DaemonRestart(_StopStart):
+    """A restart of supervisord through its service manager (or RPC), proven by a new pid."""
 
     # -- daemon -------------------------------------------------------------------------------
+    def _plan_daemon_restart(self):
+        """Pick the service manager (probed before anything changes) and start the daemon's report."""
+        p = self.params
+        manager, reason = detect_service_manager(p.get('service_manager', 'auto'), p.get('service_name', 'supervisor'),
+                                                 self.run_command, self.get_bin_path, self.path_exists)
+        self.daemon_report = dict(method=manager, reason=reason, restarted=False, pid_before=None,
+                                  pid_after=None, seconds=None)
+        return manager
+
     def _daemon_phase(self, manager):
         self.phase = PHASE_DAEMON
-        rep = self.daemon_report
         pid_before = self.client.get_pid()
-        rep['pid_before'] = pid_before
+        self.daemon_report['pid_before'] = pid_before
         sock_before = self.sock_identity(self.client.socket_path)
-        timeout = self.timeouts['daemon']
         t0 = self.clock()
+        self._trigger_restart(manager)
+        self.changed = True
+        self._wait_for_new_daemon(manager, pid_before, sock_before, t0)
+        self.actions.append('restarted supervisord via %s (pid %s -> %s)'
+                            % (manager, pid_before, self.daemon_report['pid_after']))
+        self._reread_config()
+
+    def _trigger_restart(self, manager):
         if manager == 'rpc':
             self.client.restart()
         else:
@@ -713,7 +597,11 @@ class GroupRunner(object):
             if rc != 0:
                 self._fail("'%s' failed (rc=%s): %s. The group is stopped; fix the service and start it again."
                            % (' '.join(argv), rc, (err or out or '').strip()))
-        self.changed = True
+
+    def _wait_for_new_daemon(self, manager, pid_before, sock_before, t0):
+        """Until the daemon answers RUNNING with a new pid (the old one gone), or fail after the timeout."""
+        rep = self.daemon_report
+        timeout = self.timeouts['daemon']
         went_down = False
         last_error = None
         while True:
@@ -753,8 +641,9 @@ class GroupRunner(object):
                            "once the daemon answers again, start it (state=started) or check 'journalctl -u %s' / "
                            'the supervisord log.' % (timeout, manager, last_error or 'no answer', self._what(), service))
             self.sleep(self.interval)
-        self.actions.append('restarted supervisord via %s (pid %s -> %s)' % (manager, pid_before, rep['pid_after']))
-        # the config was re-read: refresh per-program settings and group membership
+
+    def _reread_config(self):
+        """The config was re-read: refresh per-program settings and group membership."""
         self.phase = PHASE_START
         snap, all_infos = self._snapshot()
         self.cfg = config_index(self.client.get_all_config_info())
@@ -775,6 +664,142 @@ class GroupRunner(object):
                 r['startsecs'] = _cfg_num(cfg, 'startsecs', r['startsecs'])
         if self.params.get('start_timeout') is None:
             self.timeouts['start'] = max(self.reports[s]['startsecs'] for s in members) + START_MARGIN
+
+
+class GroupRunner(_DaemonRestart):
+    """Runs one ``supervisor_group`` invocation; see :meth:`run`."""
+
+    def _run(self):
+        p = self.params
+        self.phase = PHASE_CONNECT
+        self._wait_until_running()
+        self.phase = PHASE_INSPECT
+        snap, all_infos = self._snapshot()
+        self.cfg = config_index(self.client.get_all_config_info())
+        try:
+            targets = self._targets(all_infos)
+        except SupervisorError as exc:
+            # A group supervisord does not know yet (its file was just written): with a daemon
+            # restart there is nothing to stop; restart, then start what the daemon now knows.
+            if exc.kind != KIND_BAD_NAME or p['daemon'] != 'restarted' or p['state'] == 'stopped':
+                raise
+            return self._run_new_target(all_infos)
+        for info in targets:
+            rep = self._report(info)
+            rep['state_before'] = info['statename']
+            rep['pid_before'] = info['pid'] or None
+        self.timeouts = compute_timeouts(targets, self.cfg, all_infos, p)
+        self.phase = PHASE_VALIDATE
+        before = dict((s, r['state_before']) for s, r in self.reports.items())
+        plan = plan_actions(p['state'], p['daemon'], p.get('rolling'), before)
+        manager = self._plan_daemon_restart() if 'daemon_restart' in plan['steps'] else None
+        self.changed = plan['changed']
+        diff_before = self._diff_side(dict((s, r['state_before']) for s, r in self.reports.items()))
+
+        if self.check_mode:
+            self._describe_plan(plan, manager)
+            for spec, rep in self.reports.items():
+                rep['state_after'] = plan['expected'][spec] if plan['steps'] else rep['state_before']
+                rep['pid'] = rep['pid_before'] if rep['state_after'] == rep['state_before'] else None
+            after = self._diff_side(plan['expected'])
+            return self._result(plan, diff_before, after)
+
+        for step in plan['steps']:
+            if step == 'stop':
+                self._stop_phase()
+            elif step == 'daemon_restart':
+                self._daemon_phase(manager)
+            elif step == 'start':
+                self._start_phase()
+            elif step == 'rolling':
+                self._rolling_phase()
+        if p['state'] == 'stopped' and p['daemon'] == 'restarted':
+            # autostart programs come back with the daemon: stop them again
+            self._stop_phase(again=True)
+        self._refresh_after()
+        after = self._diff_side(dict((s, r['state_after']) for s, r in self.reports.items()))
+        return self._result(plan, diff_before, after)
+
+    def _run_new_target(self, all_infos):
+        p = self.params
+        self.phase = PHASE_VALIDATE
+        manager = self._plan_daemon_restart()
+        self.timeouts = compute_timeouts([], self.cfg, all_infos, p)
+        self.changed = True
+        self.kind, self.key = 'group', p['name']
+        before = dict(processes={})
+        if self.check_mode:
+            self.actions.append('%s is not known to supervisord yet: would restart supervisord via %s so it reads '
+                                'its files, then start %s and wait until RUNNING' % (p['name'], manager, p['name']))
+            return self._result(dict(steps=['daemon_restart', 'start']), before, before)
+        self._daemon_phase(manager)
+        self.phase = PHASE_INSPECT
+        snap, all_infos = self._snapshot()
+        self.cfg = config_index(self.client.get_all_config_info())
+        targets = self._targets(all_infos)
+        for info in targets:
+            rep = self._report(info)
+            rep['state_before'] = 'ABSENT'
+            rep['pid_before'] = None
+        self.timeouts.update((k, v) for k, v in compute_timeouts(targets, self.cfg, all_infos, p).items()
+                             if k != 'daemon')
+        self._start_phase()
+        self._refresh_after()
+        after = self._diff_side(dict((s, r['state_after']) for s, r in self.reports.items()))
+        return self._result(dict(steps=['daemon_restart', 'start']), before, after)
+
+    def _describe_plan(self, plan, manager):
+        for step in plan['steps']:
+            if step == 'stop':
+                if plan['to_stop']:
+                    self.actions.append('would stop %s gracefully, all at once (%s)' % (self._what(), ', '.join(plan['to_stop'])))
+                else:
+                    self.actions.append('would wait for STOPPING processes of %s' % self._what())
+            elif step == 'daemon_restart':
+                self.actions.append('would restart supervisord via %s' % manager)
+            elif step == 'start':
+                self.actions.append('would start %s and wait until RUNNING (%s)' % (self._what(), ', '.join(plan['to_start'])))
+            elif step == 'rolling':
+                self.actions.append('would do a rolling restart of %s, one process at a time (%s)'
+                                    % (self._what(), ', '.join(plan['to_start'])))
+
+    # -- rolling ------------------------------------------------------------------------------
+    def _rolling_phase(self):
+        snap, infos = self._current_targets()
+        for i in infos:
+            self._report(i)
+        down = [namespec(i['group'], i['name']) for i in infos if i['statename'] not in RUNNING_STATES]
+        up = [namespec(i['group'], i['name']) for i in infos if i['statename'] in RUNNING_STATES]
+        done = []
+        # start the stopped ones first: more capacity before we take any away
+        for spec in down + up:
+            rep = self.reports[spec]
+            info = self._snapshot()[0].get(spec) or {}
+            try:
+                if info.get('statename') in RUNNING_STATES or info.get('statename') == STOPPING:
+                    self.phase = PHASE_STOP
+                    t0 = self.clock()
+                    if info.get('statename') != STOPPING:
+                        rep['pid_before'] = info.get('pid') or rep['pid_before']
+                        self._stop_one(spec)
+                        self.changed = True
+                    stop_timeout = self.params.get('stop_timeout') or rep['stopwaitsecs'] + STOP_WAIT_MARGIN
+                    self._wait_stopped([spec], t0, stop_timeout)
+                self.phase = PHASE_START
+                t0 = self.clock()
+                err = self._start_one(spec)
+                self.changed = True
+                rep['started'] = True
+                start_timeout = self.params.get('start_timeout') or rep['startsecs'] + START_MARGIN
+                self._wait_running([spec], t0, start_timeout, {spec: err} if err else None)
+            except SupervisorError as exc:
+                rest = [s for s in down + up if s not in done and s != spec]
+                exc.msg = '%s (rolling restart of %s stopped at %s; restarted so far: %s; not touched: %s)' % (
+                    exc.msg, self._what(), spec, ', '.join(done) or 'none', ', '.join(rest) or 'none')
+                exc.args = (exc.msg,)
+                raise
+            done.append(spec)
+            self.actions.append('rolling: restarted %s' % spec)
 
 
 def validate_params(params, path_exists=os.path.exists, get_bin_path=None):
@@ -807,7 +832,7 @@ def validate_params(params, path_exists=os.path.exists, get_bin_path=None):
                                   'service_manager=auto (or rpc)' % service, phase=PHASE_VALIDATE)
 
 
-class ReloadRunner(GroupRunner):
+class ReloadRunner(_StopStart):
     """Apply a changed file to one group of the running daemon, as ``supervisorctl update <group>`` does,
     but gracefully: supervisord re-reads its files (``reloadConfig``); a changed group has its workers
     stopped first and the O(stop_last) programs (Auth's gunicorn) only once the workers drained; then

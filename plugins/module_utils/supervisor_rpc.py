@@ -21,18 +21,11 @@ import errno
 import os
 import re
 import socket
+import stat
 
-try:
-    import configparser
-except ImportError:  # pragma: no cover - Python 2
-    import ConfigParser as configparser  # type: ignore
-
-try:
-    import http.client as http_client
-    import xmlrpc.client as xmlrpc_client
-except ImportError:  # pragma: no cover - Python 2
-    import httplib as http_client  # type: ignore
-    import xmlrpclib as xmlrpc_client  # type: ignore
+import configparser
+import http.client as http_client
+import xmlrpc.client as xmlrpc_client
 
 try:
     from supervisor.xmlrpc import SupervisorTransport as _SupervisorTransport
@@ -49,13 +42,10 @@ DEFAULT_SOCKET = '/var/run/supervisor.sock'
 DEFAULT_CALL_TIMEOUT = 30.0
 
 # supervisor.xmlrpc.Faults
-FAULT_UNKNOWN_METHOD = 1
 FAULT_SHUTDOWN_STATE = 6
 FAULT_BAD_NAME = 10
 FAULT_NO_FILE = 20
 FAULT_NOT_EXECUTABLE = 21
-FAULT_FAILED = 30
-FAULT_ABNORMAL_TERMINATION = 40
 FAULT_SPAWN_ERROR = 50
 FAULT_ALREADY_STARTED = 60
 FAULT_NOT_RUNNING = 70
@@ -418,9 +408,7 @@ class SupervisorClient(object):
                        '[unix_http_server].' % where)
                 return SupervisorError(msg, kind=KIND_PERMISSION)
             if err == errno.ECONNREFUSED:
-                msg = ('Connection refused on supervisord socket %s: the socket file exists but nothing '
-                       'listens on it (supervisord stopped or restarting; stale socket).' % where)
-                return SupervisorError(msg, kind=KIND_REFUSED)
+                return SupervisorError(_refused_message(where, self.socket_path), kind=KIND_REFUSED)
             return SupervisorError('Cannot talk to supervisord at %s (%s): %s' % (where, method, exc),
                                    kind=KIND_CONNECTION)
         if isinstance(exc, (http_client.HTTPException, EOFError, socket.error)):
@@ -458,9 +446,6 @@ class SupervisorClient(object):
 
     def get_all_process_info(self):
         return self.call('supervisor.getAllProcessInfo')
-
-    def get_process_info(self, name):
-        return self.call('supervisor.getProcessInfo', name)
 
     def get_all_config_info(self):
         return self.call('supervisor.getAllConfigInfo')
@@ -521,3 +506,35 @@ def connect_from_params(socket_path=None, username=None, password=None, config_f
     ep = resolve_endpoint(socket_path, username, password, config_file, config_file_required)
     return SupervisorClient(ep['serverurl'], ep['username'], ep['password'], timeout=timeout,
                             use_supervisor_transport=use_supervisor_transport, source=ep['source'])
+
+
+def _refused_message(where, path):
+    """Why a connection was refused, from what is at the socket's path."""
+    try:
+        mode = os.stat(path).st_mode if path else None
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISSOCK(mode):
+        return ('Connection refused at %s: %s is not a socket (a %s); check [unix_http_server] file= and the '
+                'socket option' % (where, path, 'directory' if stat.S_ISDIR(mode) else 'regular file'))
+    return ('Connection refused on supervisord socket %s: the socket file exists but nothing listens on it '
+            '(supervisord stopped or restarting, or a stale socket left by a daemon that died).' % where)
+
+
+def connection_argument_spec():
+    """The options every module uses to reach supervisord (documented in the ``connection`` doc fragment)."""
+    return dict(
+        socket=dict(type='str'),
+        config_file=dict(type='path'),
+        username=dict(type='str'),
+        password=dict(type='str', no_log=True),
+        call_timeout=dict(type='float', default=DEFAULT_CALL_TIMEOUT),
+    )
+
+
+def connect_from_module_params(params):
+    """A client from a module's connection options (see :func:`connection_argument_spec`)."""
+    return connect_from_params(params['socket'], params['username'], params['password'],
+                               params['config_file'] or DEFAULT_CONFIG_FILE,
+                               config_file_required=params['config_file'] is not None,
+                               timeout=params['call_timeout'])

@@ -31,6 +31,7 @@ description:
 author:
   - authops maintainers (@authops)
 extends_documentation_fragment:
+  - authops.celery_tuning.connection
   - authops.celery_tuning.attributes
 attributes:
   check_mode:
@@ -102,28 +103,6 @@ options:
       - Cannot be combined with O(daemon=restarted). Ignored for O(state=started) and O(state=stopped).
     type: bool
     default: false
-  socket:
-    description:
-      - Path of supervisord's unix socket (a C(unix:///path) or C(http://host:port) URL is accepted too).
-      - Default is C([unix_http_server] file) from O(config_file), then C([supervisorctl] serverurl), then
-        C(/var/run/supervisor.sock).
-    type: str
-  config_file:
-    description:
-      - The daemon's config file, read for the socket path and credentials when O(socket), O(username) or
-        O(password) are not given.
-      - A missing file is only an error when this option is set explicitly.
-    type: path
-  username:
-    description:
-      - User name for supervisord's HTTP basic authentication.
-      - Default is C([supervisorctl] username), then C([unix_http_server] username) from O(config_file).
-    type: str
-  password:
-    description:
-      - Password for supervisord's HTTP basic authentication.
-      - Default is C([supervisorctl] password), then C([unix_http_server] password) (unless it is a C({SHA}) hash).
-    type: str
   stop_timeout:
     description:
       - Seconds to wait until every process is stopped.
@@ -146,11 +125,6 @@ options:
       - Seconds between two polls of the process states.
     type: float
     default: 0.5
-  call_timeout:
-    description:
-      - Socket timeout in seconds of a single XML-RPC call.
-    type: float
-    default: 30.0
 notes:
   - "The socket is mode 0700 owned by root on Debian: run the task with C(become: true)."
   - Stop durations are measured by polling, so they are accurate to O(poll_interval).
@@ -386,41 +360,32 @@ processes:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
-    DEFAULT_CONFIG_FILE,
     SupervisorError,
-    connect_from_params,
+    connect_from_module_params,
+    connection_argument_spec,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_ops import run_supervisor_group
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type='str', required=True),
-            state=dict(type='str', default='started', choices=['started', 'stopped', 'restarted']),
-            daemon=dict(type='str', default='unchanged', choices=['unchanged', 'restarted', 'reloaded']),
-            stop_last=dict(type='list', elements='str', default=[]),
-            service_manager=dict(type='str', default='auto', choices=['auto', 'systemd', 'service', 'rpc']),
-            service_name=dict(type='str', default='supervisor'),
-            rolling=dict(type='bool', default=False),
-            socket=dict(type='str'),
-            config_file=dict(type='path'),
-            username=dict(type='str'),
-            password=dict(type='str', no_log=True),
-            stop_timeout=dict(type='int'),
-            daemon_timeout=dict(type='int'),
-            start_timeout=dict(type='int'),
-            poll_interval=dict(type='float', default=0.5),
-            call_timeout=dict(type='float', default=30.0),
-        ),
-        supports_check_mode=True,
+    spec = connection_argument_spec()
+    spec.update(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='started', choices=['started', 'stopped', 'restarted']),
+        daemon=dict(type='str', default='unchanged', choices=['unchanged', 'restarted', 'reloaded']),
+        stop_last=dict(type='list', elements='str', default=[]),
+        service_manager=dict(type='str', default='auto', choices=['auto', 'systemd', 'service', 'rpc']),
+        service_name=dict(type='str', default='supervisor'),
+        rolling=dict(type='bool', default=False),
+        stop_timeout=dict(type='int'),
+        daemon_timeout=dict(type='int'),
+        start_timeout=dict(type='int'),
+        poll_interval=dict(type='float', default=0.5),
     )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     try:
-        client = connect_from_params(p['socket'], p['username'], p['password'],
-                                     p['config_file'] or DEFAULT_CONFIG_FILE,
-                                     config_file_required=p['config_file'] is not None,
-                                     timeout=p['call_timeout'])
+        client = connect_from_module_params(p)
         result = run_supervisor_group(
             client, p, check_mode=module.check_mode,
             run_command=module.run_command,

@@ -21,6 +21,7 @@ description:
 author:
   - authops maintainers (@authops)
 extends_documentation_fragment:
+  - authops.celery_tuning.connection
   - authops.celery_tuning.attributes.INFO_MODULE
 options:
   name:
@@ -35,21 +36,6 @@ options:
         installed yet.
     type: bool
     default: false
-  socket:
-    description:
-      - Path of supervisord's unix socket. By default read from O(config_file).
-    type: str
-  config_file:
-    description:
-      - supervisord's configuration file, read for the socket path and credentials.
-      - Defaults to C(/etc/supervisor/supervisord.conf) when it exists.
-    type: path
-  username:
-    description: Username for supervisord's socket, when it has one.
-    type: str
-  password:
-    description: Password for supervisord's socket, when it has one.
-    type: str
 notes:
   - The program of a process is its name without a trailing C(_NN), as Auth's
     C(process_name=%(program_name)s_%(process_num)02d) makes them; supervisor does not report it.
@@ -130,33 +116,26 @@ processes:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
-    DEFAULT_CONFIG_FILE,
     KIND_BAD_NAME,
     KIND_REFUSED,
     KIND_SOCKET_MISSING,
     SupervisorError,
-    connect_from_params,
+    connect_from_module_params,
+    connection_argument_spec,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type='str'),
-            missing_ok=dict(type='bool', default=False),
-            socket=dict(type='str'),
-            config_file=dict(type='path'),
-            username=dict(type='str'),
-            password=dict(type='str', no_log=True),
-        ),
-        supports_check_mode=True,
+    spec = connection_argument_spec()
+    spec.update(
+        name=dict(type='str'),
+        missing_ok=dict(type='bool', default=False),
     )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     try:
-        client = connect_from_params(p['socket'], p['username'], p['password'],
-                                     p['config_file'] or DEFAULT_CONFIG_FILE,
-                                     config_file_required=p['config_file'] is not None)
+        client = connect_from_module_params(p)
         processes = collect(client, p['name'])
     except SupervisorError as exc:
         if p['missing_ok'] and exc.kind in (KIND_BAD_NAME, KIND_REFUSED, KIND_SOCKET_MISSING):

@@ -293,6 +293,14 @@ options:
         gives no limit. memmon counts children (C(-c)), so a program whose children hold the
         memory (gunicorn's workers, prefork) gets the size times its processes.
     type: dict
+  service_unit:
+    description:
+      - The systemd unit that runs supervisord. CPU and memory limits are read from its cgroup (C(cpu.max),
+        C(memory.max), walking up the tree), where the workers run, not from the module's own (an SSH
+        session's). Without systemd, or with an empty value, the module's own cgroup and the host are used.
+        RV(host) says which source each figure came from.
+    type: str
+    default: supervisor.service
   cpu_count:
     description:
       - CPUs available to the workers. Default read from the target (affinity, cgroup quota).
@@ -656,6 +664,7 @@ def argument_spec():
         adopted_memmon=dict(type="dict"),
         cpu_count=dict(type="int"),
         memory_total=dict(type="str"),
+        service_unit=dict(type="str", default="supervisor.service"),
         memory_budget_percent=dict(type="int", default=DEFAULT_MEMORY_BUDGET_PERCENT),
         db_connection_budget=dict(type="int", default=DEFAULT_DB_CONNECTION_BUDGET),
         allow_small_memory_limit=dict(type="bool", default=False),
@@ -670,7 +679,12 @@ def _host(module):
     cpu = (params["cpu_count"], "parameter")
     memory = (params["memory_total"], "parameter")
     if cpu[0] is None or memory[0] is None:
-        facts = host_facts()
+        unit, control_group = params["service_unit"], None
+        systemctl = module.get_bin_path("systemctl") if unit else None
+        if systemctl:
+            rc, out, dummy = module.run_command([systemctl, "show", "--property=ControlGroup", "--value", unit])
+            control_group = out.strip() if rc == 0 else None
+        facts = host_facts(unit=unit if control_group else None, control_group=control_group)
         if cpu[0] is None:
             cpu = (facts["cpu_count"], facts["cpu_count_source"])
         if memory[0] is None:

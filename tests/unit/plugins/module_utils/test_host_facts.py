@@ -140,3 +140,27 @@ def test_host_facts(tmp_path):
 def test_host_facts_real_host():
     facts = host_facts()
     assert facts["cpu_count"] >= 1
+
+
+def test_limits_of_the_unit_that_runs_supervisord(tmp_path):
+    """The workers run in supervisor.service's cgroup, not in the module's own (an SSH session's)."""
+    from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts
+
+    root = tmp_path
+    cg = root / "sys/fs/cgroup"
+    (cg / "system.slice/supervisor.service").mkdir(parents=True)
+    (cg / "user.slice/session-1.scope").mkdir(parents=True)
+    (cg / "cgroup.controllers").write_text("cpu memory\n")
+    (cg / "system.slice/supervisor.service/memory.max").write_text("2147483648\n")
+    (cg / "system.slice/supervisor.service/cpu.max").write_text("100000 100000\n")
+    (root / "proc").mkdir()
+    (root / "proc/self").mkdir()
+    (root / "proc/self/cgroup").write_text("0::/user.slice/session-1.scope\n")
+    (root / "proc/meminfo").write_text("MemTotal:       8388608 kB\n")
+    own = host_facts(str(root), affinity=lambda: set(range(4)))
+    assert own["memory_bytes"] == 8 * 1024 ** 3 and own["cpu_count"] == 4
+    unit = host_facts(str(root), affinity=lambda: set(range(4)), unit="supervisor.service",
+                      control_group="/system.slice/supervisor.service")
+    assert unit["memory_bytes"] == 2 * 1024 ** 3
+    assert unit["memory_source"] == "cgroup v2 memory.max from supervisor.service"
+    assert unit["cpu_count"] == 1 and unit["cpu_count_source"] == "cgroup v2 cpu.max from supervisor.service"

@@ -206,3 +206,16 @@ def test_socket_identity(tmp_path):
         sock.close()
     assert rpc.socket_identity(str(tmp_path / 'missing')) is None
     assert rpc.socket_identity(None) is None
+
+
+def test_a_regular_file_is_not_called_a_stale_socket(tmp_path):
+    from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+        SupervisorError as Error,
+        connect_from_params as connect,
+    )
+
+    path = tmp_path / "supervisor.sock"
+    path.write_text("not a socket")
+    with pytest.raises(Error) as err:
+        connect(socket_path=str(path)).get_state()
+    assert "is not a socket (a regular file)" in err.value.msg and "stale" not in err.value.msg

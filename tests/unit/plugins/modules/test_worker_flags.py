@@ -73,8 +73,8 @@ def patched_module(monkeypatch):
 def fake_host(monkeypatch):
     calls = []
 
-    def host_facts():
-        calls.append(True)
+    def host_facts(unit=None, control_group=None):
+        calls.append((unit, control_group))
         return {"cpu_count": 2, "cpu_count_source": "sched_getaffinity",
                 "memory_bytes": 4 * 1024 ** 3, "memory_source": "/proc/meminfo MemTotal"}
 
@@ -164,7 +164,7 @@ def test_argument_spec_rejects_unknown_pool(fake_host):
 
 
 def test_missing_memory_fails(monkeypatch):
-    monkeypatch.setattr(worker_flags, "host_facts", lambda: {
+    monkeypatch.setattr(worker_flags, "host_facts", lambda **kw: {
         "cpu_count": 1, "cpu_count_source": "os.cpu_count", "memory_bytes": None,
         "memory_source": None})
     kind, result = run({"workers": [{"name": "worker"}]})
