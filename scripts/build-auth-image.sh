@@ -35,7 +35,7 @@ log() { printf 'build-auth-image: %s\n' "$*" >&2; }
 
 # Hash of what goes into the image (not smoke.sh, versions.txt, README), to spot a stale image.
 source_hash() {
-  (cd "$EXT" && find install.sh esi_stub.py authops_probe -type f -name '*.py' -o -type f -name '*.sh' |
+  (cd "$EXT" && find install.sh authops_probe -type f -name '*.py' -o -type f -name '*.sh' |
     grep -v __pycache__ | LC_ALL=C sort | xargs sha256sum; echo "AUTH_VERSION=$AUTH_VERSION") |
     sha256sum | cut -c1-16
 }
@@ -100,6 +100,8 @@ build() {
   log "starting a $BASE container"
   start_container "$BASE" authops-auth55-build
   docker cp "$EXT" "$CONTAINER:/opt/authops-auth55"
+  # The one ESI stub of the test bed (the stand-in's), for the probe's esi_db task.
+  docker cp "$ROOT/extensions/standin/esi_stub.py" "$CONTAINER:/opt/authops-auth55/esi_stub.py"
   log "installing Alliance Auth $AUTH_VERSION (log: $logfile; takes several minutes)"
   if ! docker exec -e "AUTH_VERSION=$AUTH_VERSION" "$CONTAINER" \
     bash /opt/authops-auth55/install.sh >"$logfile" 2>&1; then

@@ -46,6 +46,18 @@ def _text(option, value):
     return value if isinstance(value, str) else str(value)
 
 
+def _no_breaks(option, value, shown, where):
+    """No control character (a new line, maybe a new section) and no inline comment marker."""
+    match = _CONTROL_RE.search(value)
+    if match:
+        raise GateError("%s: %s contains %s; %s must stay on one line" % (option, shown, _char(match.group(0)), where))
+    match = _COMMENT_RE.search(value)
+    if match:
+        raise GateError("%s: %s contains %r: supervisor's parser would cut %s there (whitespace followed by %s "
+                        "starts a comment, even inside quotes)" % (option, shown, match.group(0), where, match.group(0)[1]))
+    return value
+
+
 def check_line(option, value, secret=False):
     """A value for one line of a supervisor file: no control character, no inline comment.
 
@@ -53,15 +65,7 @@ def check_line(option, value, secret=False):
     """
     value = _text(option, value)
     shown = "its value" if secret else repr(value)
-    match = _CONTROL_RE.search(value)
-    if match:
-        raise GateError("%s: %s contains %s; a value in a supervisor file must stay on one line"
-                        % (option, shown, _char(match.group(0))))
-    match = _COMMENT_RE.search(value)
-    if match:
-        raise GateError("%s: %s contains %r: supervisor's parser would cut the value there (whitespace "
-                        "followed by %s starts a comment, even inside quotes); remove the space before %s"
-                        % (option, shown, match.group(0), match.group(0)[1], match.group(0)[1]))
+    _no_breaks(option, value, shown, "a value in a supervisor file")
     if value != value.strip():
         raise GateError("%s: %s starts or ends with whitespace, which supervisor's parser drops; remove it"
                         % (option, shown))
@@ -124,16 +128,7 @@ def check_arg(option, value):
     """One command-line argument. The command is shell-quoted and ``%``-escaped when written, so
     only what quoting cannot carry is refused: control characters and inline comment markers."""
     value = _text(option, value)
-    match = _CONTROL_RE.search(value)
-    if match:
-        raise GateError("%s: %r contains %s; a command line in a supervisor file must stay on one line"
-                        % (option, value, _char(match.group(0))))
-    match = _COMMENT_RE.search(value)
-    if match:
-        raise GateError("%s: %r contains %r: supervisor's parser would cut the command there (whitespace "
-                        "followed by %s starts a comment, even inside quotes)"
-                        % (option, value, match.group(0), match.group(0)[1]))
-    return value
+    return _no_breaks(option, value, repr(value), "a command line in a supervisor file")
 
 
 def check_env(option, name, value):
@@ -153,12 +148,5 @@ def check_env(option, name, value):
             raise GateError("%s.%s: its value contains %r, which supervisor's environment= line cannot carry; "
                             "put such a value in a file the program reads" % (option, name, ch))
     option = "%s.%s" % (option, name)
-    match = _CONTROL_RE.search(value)
-    if match:
-        raise GateError("%s: its value contains %s; supervisor's environment= line must stay on one line"
-                        % (option, _char(match.group(0))))
-    if _COMMENT_RE.search(value):
-        raise GateError("%s: its value contains whitespace followed by ';' or '#', where supervisor's parser "
-                        "would cut the line (even inside quotes); put such a value in a file the program reads"
-                        % option)
-    return value
+    return _no_breaks(option, value, "its value", "supervisor's environment= line (put such a value in a file "
+                      "the program reads)")
