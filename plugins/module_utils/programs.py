@@ -198,6 +198,20 @@ def _memmon_programs(result, carried):
     return out
 
 
+_NO_PROTECTION = "no memory protection set"
+
+
+def _explain_adopted_limits(workers, adopted, explain):
+    """A worker whose memmon limit comes from the adopted file says so (and is not 'unprotected')."""
+    for worker in workers:
+        lines = [line for line in explain if any(" for %s" % proc in line for proc in worker["process_names"]
+                                                 if proc in adopted)]
+        if not lines:
+            continue
+        worker["explain"] = [line for line in worker["explain"] if not line.startswith(_NO_PROTECTION)]
+        worker["explain"] += ["memmon limit kept from the adopted file: %s" % line for line in lines]
+
+
 def plan_group(workers, layout, worker_defaults=None, program_defaults=None, carry_over=None,
                environment=None, allow_root=False, supervisord_environment=None, adopted_memmon=None,
                **plan_kwargs):
@@ -238,6 +252,7 @@ def plan_group(workers, layout, worker_defaults=None, program_defaults=None, car
         adopted_memmon, _memmon_programs(result, [p for p in programs if p["kind"] == "carried"]))
     for proc, size in adopted.items():
         result["memmon_limits"].setdefault(proc, size)
+    _explain_adopted_limits(result["workers"], adopted, explain)
     result["warnings"] += ["adopted memmon %s names no process the group runs; dropped" % item for item in unmatched]
     result.update(programs=programs, group=group, sections=sections, supervisord_environment=supervisord_env,
                   adopted_memmon=dict(limits=adopted, explain=explain, dropped=unmatched))
