@@ -17,6 +17,8 @@ import errno
 import os
 import re
 import time
+from urllib.error import HTTPError
+from urllib.request import urlopen
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     FAULT_ALREADY_STARTED,
@@ -48,6 +50,8 @@ DEFAULT_STARTSECS = 1
 STOP_WAIT_MARGIN = 10
 START_MARGIN = 10
 DAEMON_MARGIN = 30
+# How long a new group's autostart may take to show (supervisord acts on it on its next tick).
+AUTOSTART_WAIT = 5
 # How long to wait for a daemon that is starting or restarting (for example right after the
 # service manager restarted it) before the first call.
 CONNECT_WAIT = 30
@@ -55,6 +59,17 @@ STDERR_TAIL_BYTES = 1600
 MAIN_LOG_TAIL_BYTES = 65536
 #: supervisor 4.x's main-log line for a process it had to SIGKILL (a format string, not a regex).
 KILL_LOG_LINE = "killing '%s' (%s) with SIGKILL"
+
+
+def _url_answers(url, timeout=2):
+    """Whether an HTTP server answers ``url`` at all (any status counts: the application is up)."""
+    try:
+        with urlopen(url, timeout=timeout):
+            return True
+    except HTTPError:
+        return True
+    except Exception:  # pylint: disable=broad-except
+        return False
 
 
 def namespec(group, name):
@@ -252,7 +267,7 @@ class _RunnerBase(object):
 
     def __init__(self, client, params, check_mode=False, clock=time.monotonic, sleep=time.sleep,
                  run_command=None, get_bin_path=None, path_exists=os.path.exists, pid_alive=_pid_alive,
-                 sock_identity=socket_identity):
+                 sock_identity=socket_identity, url_answers=None):
         self.client = client
         self.params = params
         self.check_mode = check_mode
@@ -263,6 +278,7 @@ class _RunnerBase(object):
         self.path_exists = path_exists
         self.pid_alive = pid_alive
         self.sock_identity = sock_identity
+        self.url_answers = url_answers or _url_answers
         self.interval = float(params.get('poll_interval') or 0.5)
         self.phase = PHASE_CONNECT
         self.changed = False
@@ -886,6 +902,8 @@ class ReloadRunner(_StopStart):
             self.cfg = config_index(self.client.get_all_config_info())
             self.timeouts.update((k, v) for k, v in compute_timeouts(
                 [i for i in all_infos if i['group'] == name], self.cfg, all_infos, p).items() if k == 'start')
+            if p['state'] != 'stopped':
+                self._hold_back_autostarted()
         if action != 'remove' and p['state'] != 'stopped':
             self._start_in_order()
         self._refresh_after()
@@ -909,6 +927,51 @@ class ReloadRunner(_StopStart):
             self.actions.append('stopped %s gracefully' % ', '.join(running))
             self._wait_stopped(running + waiting, t0, self.timeouts['stop'])
 
+    def _autostarted(self, members):
+        """Members whose autostart supervisord has not acted on yet (it does so on its next tick)."""
+        return [i for i in members if i['statename'] == 'STOPPED' and not i.get('start')
+                and (self.cfg.get((i['group'], i['name'])) or {}).get('autostart', True)]
+
+    def _hold_back_autostarted(self):
+        """A new group autostarts all its programs at once. The ones that must wait for the ``stop_last``
+        programs (the workers, while gunicorn boots) are stopped again at once: they are still STARTING
+        and have taken no task, and the website then boots without competing for the CPU."""
+        last = set(self.params.get('stop_last') or [])
+        deadline = self.clock() + AUTOSTART_WAIT
+        while True:
+            snap, all_infos = self._snapshot()
+            members = [i for i in all_infos if i['group'] == self.key]
+            if not self._autostarted(members) or self.clock() >= deadline:
+                break
+            self.sleep(min(self.interval, 0.1))
+        if not any(i['name'] in last for i in members):
+            return
+        early = [namespec(i['group'], i['name']) for i in members
+                 if i['name'] not in last and i['statename'] in RUNNING_STATES]
+        if not early:
+            return
+        for info in members:
+            self._report(info)
+        t0 = self.clock()
+        for spec in early:
+            self._stop_one('%s:%s' % (self.key, spec.split(':')[-1]))
+        self._wait_stopped(early, t0, self.timeouts['stop'])
+        self.actions.append('held back %s until %s run' % (', '.join(early), ', '.join(sorted(last))))
+
+    def _wait_ready(self):
+        """Until ``ready_url`` answers at all (any HTTP status), or ``ready_timeout`` passes."""
+        url = self.params.get('ready_url')
+        if not url:
+            return
+        t0 = self.clock()
+        while not self.url_answers(url):
+            if self.clock() - t0 >= self.params.get('ready_timeout', 60):
+                self.actions.append('%s did not answer within %ss; starting the others anyway'
+                                    % (url, self.params.get('ready_timeout', 60)))
+                return
+            self.sleep(self.interval)
+        self.actions.append('%s answered after %.1fs' % (url, self.clock() - t0))
+
     def _start_in_order(self):
         self.phase = PHASE_START
         last = set(self.params.get('stop_last') or [])
@@ -931,6 +994,8 @@ class ReloadRunner(_StopStart):
                 self.changed = True
                 self.actions.append('started %s' % ', '.join(pending))
                 self._wait_running(pending, t0, self.timeouts['start'], errors)
+            if batch and batch[0]['name'] in last:
+                self._wait_ready()
 
 
 def run_supervisor_group(client, params, check_mode=False, **kwargs):

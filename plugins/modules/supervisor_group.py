@@ -82,6 +82,17 @@ options:
     type: list
     elements: str
     default: []
+  ready_url:
+    description:
+      - With O(stop_last), a URL the O(stop_last) programs serve (Auth's gunicorn, for example
+        C(http://127.0.0.1:8000/)). The other programs start only once it answers (any HTTP status), or
+        after O(ready_timeout), so the website boots without competing with them for the CPU.
+    type: str
+  ready_timeout:
+    description:
+      - Seconds to wait for O(ready_url) before starting the other programs anyway.
+    type: int
+    default: 60
   service_manager:
     description:
       - How to restart the daemon when O(daemon=restarted).
@@ -374,6 +385,8 @@ def main():
         state=dict(type='str', default='started', choices=['started', 'stopped', 'restarted']),
         daemon=dict(type='str', default='unchanged', choices=['unchanged', 'restarted', 'reloaded']),
         stop_last=dict(type='list', elements='str', default=[]),
+        ready_url=dict(type='str'),
+        ready_timeout=dict(type='int', default=60),
         service_manager=dict(type='str', default='auto', choices=['auto', 'systemd', 'service', 'rpc']),
         service_name=dict(type='str', default='supervisor'),
         rolling=dict(type='bool', default=False),
