@@ -403,10 +403,12 @@ def _read_worker(raw):
                                "/home/allianceserver/venv/auth/bin/celery" % name)
     if worker["celery_bin"] != "celery":
         _checked(check_path, "worker %s: celery_bin" % name, worker["celery_bin"])
-    for key in ("process_name", "node_name"):
-        if worker[key]:
-            what = "worker %s: %s" % (name, key)
-            _checked(check_expansions, what, _checked(check_arg, what, str(worker[key])))
+    # process_name is written as it is (supervisor expands it); node_name is an argument of the
+    # command, whose '%' the command line escapes (Celery's own %h, %n stay usable).
+    what = "worker %s: process_name" % name
+    _checked(check_expansions, what, _checked(check_arg, what, str(worker["process_name"])))
+    if worker["node_name"]:
+        _checked(check_arg, "worker %s: node_name" % name, str(worker["node_name"]))
     return worker
 
 

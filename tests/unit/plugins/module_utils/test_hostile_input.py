@@ -99,7 +99,8 @@ def test_environment_messages_never_show_the_value():
     dict(workers=worker(loglevel="INFO")),
     dict(workers=worker(node_name="%(program_name)s_%(process_num)02d@%(host_node_name)s")),
     dict(workers=worker(extra_args=["--without-mingle --without-gossip"])),
-], ids=["app module:attr", "loglevel INFO", "host_node_name", "extra args"])
+    dict(workers=worker(node_name="%(program_name)s_%(process_num)02d@%h")),
+], ids=["app module:attr", "loglevel INFO", "host_node_name", "extra args", "celery's %h"])
 def test_valid_input_is_accepted(kwargs):
     plan(**kwargs)
 
@@ -159,3 +160,9 @@ def test_environment_filter_renders_what_supervisor_reads_back():
     env = {"DB_PASS": "a b%c,d=e", "QUOTED": "it's", "N": "2"}
     line = supervisor_env_line(env)
     assert dict_of_key_value_pairs(line.replace("%%", "%")) == env
+
+
+def test_celery_hostname_expansion_reaches_celery():
+    result = plan(workers=worker(node_name="%(program_name)s_%(process_num)02d@%h"))
+    command = dict(result["programs"][1]["options"])["command"]
+    assert "'--hostname=%(program_name)s_%(process_num)02d@%%h'" in command
