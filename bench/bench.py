@@ -4,9 +4,10 @@ Run by ``make bench`` with the bench venv (.cache/bench-venv, bench/requirements
 
     .cache/bench-venv/bin/python bench/bench.py [--quick] [--out results]
 
-Everything runs locally and is torn down at the end (also on error):
+Everything runs locally and is torn down at the end (also on error or interrupt); see services.py:
 
 * a real ``redis-server`` on a free loopback port (no persistence) as broker and result backend,
+* a private ``mariadbd`` (own data dir, unix socket, no TCP) with Auth's database and user,
 * an HTTP stub that answers every GET after 100 ms (stand-in for ESI),
 * the stand-in project ``extensions/standin/myauth`` (copied to a temp dir) with real Celery workers.
 
@@ -15,18 +16,20 @@ Measured:
 1. I/O set: the same N ``io_call`` tasks under the guide's default (prefork, one process per core),
    Auth 5.x's shipped default (threads 5), the guide's gevent example (gevent 10), the flags
    ``worker_flags`` computes for ``workload: io`` on this host, and gevent 50 / threads 50.
-2. CPU set: M ``cpu(n)`` tasks (~75 ms each) under prefork(cores), threads 5, gevent 10 and the
+2. DB set: N ``esi_db`` tasks (the GET, then 4 x ``SELECT SLEEP(0.005)`` through mysqlclient) under
+   the same configurations plus threads 25 x 2 processes; also the DB connections they held.
+3. CPU set: M ``cpu(n)`` tasks (~75 ms each) under prefork(cores), threads 5, gevent 10 and the
    flags ``worker_flags`` computes for ``workload: cpu`` (asserted to be prefork).
-3. Graceful restart under load with ``authops.celery_tuning.supervisor_group`` (``ansible localhost -m``)
+4. Graceful restart under load with ``authops.celery_tuning.supervisor_group`` (``ansible localhost -m``)
    against a private supervisord: tasks lost, consumption gap, the module's stop_seconds/killed.
-4. memmon (superlance) restarting worker_00 after ``leak(300)`` crosses its 200MB limit.
+5. memmon (superlance) restarting worker_00 after ``leak(300)`` crosses its 200MB limit.
 
 All worker flags come from the collection's own planner (``plan_workers``, the logic of the
 ``worker_flags`` module) with host facts from ``host_facts``, not from a copy of its rules.
 
 Writes results/bench.json and results/bench.png and prints Markdown tables. Exits non-zero when a
-task was lost in the restart, memmon did not restart the worker, or the CPU plan is not prefork.
-Timing figures are produced here only; no test asserts on speed.
+task was lost in the restart, memmon did not restart the worker, a task failed, or the CPU plan is
+not prefork. Timing figures are produced here only; no test asserts on speed.
 """
 
 import argparse
@@ -35,6 +38,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import shlex
 import signal
@@ -46,6 +50,8 @@ import threading
 import time
 import xmlrpc.client
 from pathlib import Path
+
+from services import MariaDB, Procs, ensure_mysqlclient, log, redis_version, start_redis, start_stub, tail
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDIN = ROOT / "extensions" / "standin" / "myauth"
@@ -62,21 +68,13 @@ except ImportError as exc:  # pragma: no cover - setup problem
     sys.exit("cannot import the collection from %s (%s); run `make link` first" % (COLLECTIONS, exc))
 
 IO_DELAY = 0.1          # seconds the HTTP stub waits before answering
+DB_QUERIES = 4          # queries per esi_db task
+DB_QUERY_SECONDS = 0.005
 CPU_TARGET = 0.075      # seconds one cpu(n) task should take
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
-
-STUB = ROOT / "extensions" / "standin" / "esi_stub.py"
-
-
-def log(msg):
-    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+NODE_NAME = "bench%(process_num)02d"  # as Auth's -n worker_00: the node is celery@bench00
+KINDS = ("guide_default", "auth_shipped", "auto", "other")
 
 
 def version(dist):
@@ -86,56 +84,12 @@ def version(dist):
         return None
 
 
-def tail(path, lines=30):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return "".join(fh.readlines()[-lines:])
-    except OSError:
-        return ""
-
-
 # ------------------------------------------------------------------------------------------------
-# process bookkeeping
+# memory of the workers
 # ------------------------------------------------------------------------------------------------
 
-class Procs:
-    """Every process the bench starts, stopped in reverse order at the end (also on error)."""
-
-    def __init__(self):
-        self.items = []
-
-    def add(self, name, proc, stop_timeout=30):
-        self.items.append((name, proc, stop_timeout))
-        return proc
-
-    def forget(self, proc):
-        self.items = [item for item in self.items if item[1] is not proc]
-
-    @staticmethod
-    def stop(proc, timeout=30):
-        if proc.poll() is not None:
-            return proc.returncode
-        try:
-            proc.send_signal(signal.SIGTERM)
-            return proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                proc.kill()
-            return proc.wait(timeout=10)
-
-    def stop_all(self):
-        for name, proc, timeout in reversed(self.items):
-            try:
-                self.stop(proc, timeout)
-            except Exception as exc:  # keep going: stop the others too
-                log("could not stop %s (pid %s): %s" % (name, proc.pid, exc))
-        self.items = []
-
-
-def proc_tree_rss(root_pid):
-    """RSS in bytes of root_pid and all its descendants (from /proc)."""
+def proc_tree_rss(root_pids):
+    """RSS in bytes of root_pids and all their descendants (from /proc)."""
     children = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -147,7 +101,7 @@ def proc_tree_rss(root_pid):
             continue
         ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
         children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root_pid]
+    total, todo = 0, list(root_pids)
     while todo:
         pid = todo.pop()
         try:
@@ -160,18 +114,18 @@ def proc_tree_rss(root_pid):
 
 
 class RssSampler(threading.Thread):
-    """Samples the RSS of a process tree every 100 ms; ``peak`` is the largest sum seen."""
+    """Samples the RSS of process trees every 100 ms; ``peak`` is the largest sum seen."""
 
-    def __init__(self, pid, interval=0.1):
+    def __init__(self, pids, interval=0.1):
         super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
+        self.pids, self.interval = pids, interval
         self.peak = 0
         self.samples = 0
         self._stop_event = threading.Event()
 
     def run(self):
         while True:
-            rss = proc_tree_rss(self.pid)
+            rss = proc_tree_rss(self.pids)
             if rss:
                 self.peak = max(self.peak, rss)
                 self.samples += 1
@@ -185,73 +139,31 @@ class RssSampler(threading.Thread):
 
 
 # ------------------------------------------------------------------------------------------------
-# services: redis, HTTP stub
-# ------------------------------------------------------------------------------------------------
-
-def ensure_redis_server():
-    path = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
-    if path:
-        return path
-    if os.geteuid() != 0:
-        sys.exit("redis-server is missing and the bench is not root: apt-get install -y redis-server")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    log("redis-server missing: apt-get install -y redis-server")
-    if subprocess.run(["apt-get", "install", "-y", "redis-server"], env=env, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, check=True)
-        subprocess.run(["apt-get", "install", "-y", "redis-server"], env=env, check=True)
-    path = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not os.path.exists(path):
-        sys.exit("redis-server still missing after apt-get install")
-    return path
-
-
-def start_redis(procs, tmp):
-    binary = ensure_redis_server()
-    port = free_port()
-    rdir = tmp / "redis"
-    rdir.mkdir()
-    proc = procs.add("redis", subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(rdir), "--daemonize", "no", "--logfile", str(rdir / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True))
-    import redis
-    client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start:\n" + tail(rdir / "redis.log"))
-            time.sleep(0.1)
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout.split()
-    return port, next((w[2:] for w in out if w.startswith("v=")), " ".join(out))
-
-
-def start_stub(procs):
-    proc = procs.add("http stub", subprocess.Popen(
-        [sys.executable, str(STUB), "--delay", str(IO_DELAY)], stdout=subprocess.PIPE, text=True,
-        start_new_session=True))
-    line = proc.stdout.readline().strip()
-    if not line.isdigit():
-        raise RuntimeError("HTTP stub did not start")
-    return "http://127.0.0.1:%s/latest/status/" % line
-
-
-# ------------------------------------------------------------------------------------------------
 # worker flags from the collection
 # ------------------------------------------------------------------------------------------------
 
 def plan(facts, **worker):
     """One worker's plan from the collection's planner, with the worker_flags module's defaults."""
     spec = {"name": "worker", "app": "myauth", "celery_bin": str(CELERY), "loglevel": "warning",
-            "queues": ["celery"], "node_name": "bench@%h", "prefetch_multiplier": 1}
+            "queues": ["celery"], "node_name": NODE_NAME, "prefetch_multiplier": 1}
     spec.update(worker)
     result = celery_flags.plan_workers(
         [spec], cpu_count=facts["cpu_count"], memory_total=facts["memory_bytes"],
         cpu_source=facts["cpu_count_source"], memory_source=facts["memory_source"])
     return result["workers"][0]
+
+
+def numprocs(flags):
+    return len(flags["process_names"])
+
+
+def add_ratios(rows):
+    """ratio_to_a: to the first row (the guide's default); ratio_to_auth: to Auth's shipped default."""
+    auth = next(r["tasks_per_s"] for r in rows if r["kind"] == "auth_shipped")
+    for row in rows:
+        row["ratio_to_a"] = round(row["tasks_per_s"] / rows[0]["tasks_per_s"], 2)
+        row["ratio_to_auth"] = round(row["tasks_per_s"] / auth, 2)
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------
@@ -267,9 +179,16 @@ class Bench:
 
     # -- setup ------------------------------------------------------------------------------------
     def setup(self):
-        self.redis_port, self.redis_version = start_redis(self.procs, self.tmp)
+        self.mysqlclient = ensure_mysqlclient(sys.executable)
+        self.redis_port = start_redis(self.procs, self.tmp / "redis")
+        self.redis_version = redis_version()
         log("redis on 127.0.0.1:%d (%s)" % (self.redis_port, self.redis_version))
-        self.url = start_stub(self.procs)
+        self.db = MariaDB(self.tmp / "mariadb")
+        self.db.start(self.procs)
+        self.db_info = self.db.values("SELECT 'version', VERSION(); SHOW VARIABLES LIKE 'max_connections'")
+        log("mariadbd %s on %s (max_connections %s)"
+            % (self.db_info["version"], self.db.socket, self.db_info["max_connections"]))
+        self.url = start_stub(self.procs, IO_DELAY)
         log("HTTP stub (%.0f ms per GET) at %s" % (IO_DELAY * 1000, self.url))
 
         # a private copy of the stand-in project, so nothing is written into the work tree
@@ -279,6 +198,7 @@ class Bench:
                                                       "celerybeat-schedule*"))
         env = {k: v for k, v in os.environ.items()
                if not k.lower().endswith("_proxy") and not k.startswith("MYAUTH_")}
+        env.update(self.db.env())
         env.update({
             "MYAUTH_BROKER_URL": "redis://127.0.0.1:%d/0" % self.redis_port,
             "MYAUTH_RESULT_BACKEND": "redis://127.0.0.1:%d/1" % self.redis_port,
@@ -300,94 +220,135 @@ class Bench:
         self.app.control.purge()
         self.results_db.flushdb()
 
-    # -- one worker ---------------------------------------------------------------------------------
-    def start_worker(self, label, argv):
-        logfile = self.tmp / ("worker-%s.log" % label)
-        fh = open(logfile, "w", encoding="utf-8")
-        proc = self.procs.add("worker " + label, subprocess.Popen(
-            argv, cwd=self.project, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
-            start_new_session=True), stop_timeout=60)
-        fh.close()
-        sampler = RssSampler(proc.pid)
+    # -- one configuration: numprocs worker processes -----------------------------------------------
+    def start_workers(self, label, flags):
+        """Start the plan's processes; return once each answers a control ping and a ping task ran."""
+        procs, name = [], re.sub(r"\W+", "-", label).strip("-")
+        for num in range(numprocs(flags)):
+            logfile = self.tmp / ("worker-%s-%02d.log" % (name, num))
+            # supervisor's expansion of its command (Python %-formatting with these names)
+            expansions = {"program_name": flags["name"], "group_name": flags["name"], "process_num": num,
+                          "host_node_name": socket.gethostname()}
+            argv = [arg % expansions for arg in flags["argv"]]
+            with open(logfile, "w", encoding="utf-8") as fh:
+                procs.append(self.procs.add("worker %s %02d" % (label, num), subprocess.Popen(
+                    argv, cwd=self.project, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
+                    start_new_session=True), stop_timeout=60))
+        sampler = RssSampler([p.pid for p in procs])
         sampler.start()
         started = time.monotonic()
-        reply = self.tasks.ping.apply_async()
-        while not reply.ready():
-            if proc.poll() is not None:
-                sampler.finish()
-                raise RuntimeError("worker %s exited with %s:\n%s" % (label, proc.returncode, tail(logfile)))
-            if time.monotonic() - started > 120:
-                raise RuntimeError("worker %s did not answer ping within 120 s:\n%s" % (label, tail(logfile)))
-            time.sleep(0.05)
-        return proc, sampler, reply.get(timeout=10), time.monotonic() - started, logfile
-
-    def stop_worker(self, proc, sampler):
-        started = time.monotonic()
-        code = Procs.stop(proc, timeout=60)
-        self.procs.forget(proc)
-        return sampler.finish(), code, time.monotonic() - started
-
-    def run_set(self, label, flags, make_sig, count, ideal):
-        """Start the worker, time ``count`` tasks from first send to last result, stop it."""
-        self.reset_queue()
-        load_before = os.getloadavg()[0]
-        proc, sampler, pong, startup, logfile = self.start_worker(label, flags["argv"])
+        while len(self.app.control.ping(timeout=0.5)) < len(procs):
+            exited = [p for p in procs if p.poll() is not None]
+            if exited or time.monotonic() - started > 120:
+                raise RuntimeError("worker %s %s:\n%s" % (
+                    label, "exited with %s" % exited[0].returncode if exited else "did not answer within 120 s",
+                    tail(logfile)))
+        pong = self.tasks.ping.apply_async().get(timeout=60)
         if pong.get("pool") != flags["pool"]:
             raise RuntimeError("worker %s runs pool %s, expected %s" % (label, pong.get("pool"), flags["pool"]))
+        return procs, sampler, pong, time.monotonic() - started
+
+    def stop_workers(self, procs, sampler):
+        started = time.monotonic()
+        codes = [Procs.stop(proc, timeout=60) for proc in procs]
+        for proc in procs:
+            self.procs.forget(proc)
+        return sampler.finish(), codes, time.monotonic() - started
+
+    def db_status(self, flush=False):
+        """Connection counters; FLUSH STATUS first restarts Max_used_connections from this client's 1."""
+        return {k: int(v) for k, v in self.db.values(
+            ("FLUSH STATUS; " if flush else "") + "SHOW GLOBAL STATUS WHERE Variable_name IN "
+            "('Max_used_connections', 'Threads_connected', 'Connections')").items()}
+
+    def run_set(self, key, kind, label, flags, make_sig, count, ideal, db=False):
+        """Start the workers, time ``count`` tasks from first send to last result, stop them."""
+        self.reset_queue()
+        load_before = os.getloadavg()[0]
+        procs, sampler, pong, startup = self.start_workers(label, flags)
+        connects = self.db_status(flush=True)["Connections"] if db else None
         from celery.result import ResultSet
         t0 = time.monotonic()
         results = [make_sig().apply_async() for _index in range(count)]
         sent = time.monotonic() - t0
         values = ResultSet(results).join_native(timeout=600, propagate=False)
         wall = time.monotonic() - t0
-        peak, code, stop_s = self.stop_worker(proc, sampler)
-        errors = sum(1 for v in values if not isinstance(v, dict) or v.get("error")
-                     or v.get("status", 200) != 200)
+        status = self.db_status() if db else None
+        peak, codes, stop_s = self.stop_workers(procs, sampler)
+        failed = [v for v in values if not isinstance(v, dict) or v.get("error") or v.get("status", 200) != 200]
         elapsed = [v["elapsed"] for v in values if isinstance(v, dict) and "elapsed" in v]
         row = {
-            "label": label, "pool": flags["pool"], "concurrency": flags["concurrency"],
-            "argv": flags["argv"], "tasks": count, "seconds": round(wall, 3),
+            "key": key, "kind": kind, "label": label, "pool": flags["pool"],
+            "concurrency": flags["concurrency"], "numprocs": len(procs), "argv": flags["argv"],
+            "tasks": count, "seconds": round(wall, 3),
             "send_seconds": round(sent, 3), "tasks_per_s": round(count / wall, 2),
             "ideal_tasks_per_s": round(ideal, 2), "peak_rss_mib": round(peak / MIB, 1),
-            "rss_samples": sampler.samples, "errors": errors,
+            "rss_samples": sampler.samples, "errors": len(failed),
             "task_elapsed_mean_ms": round(1000 * sum(elapsed) / len(elapsed), 1) if elapsed else None,
             "worker_pids": sorted({v.get("pid") for v in values if isinstance(v, dict)}),
             "startup_seconds": round(startup, 2), "stop_seconds": round(stop_s, 2),
-            "exit_code": code, "loadavg_1m_before": round(load_before, 2),
+            "exit_codes": codes, "loadavg_1m_before": round(load_before, 2),
             "loadavg_1m_after": round(os.getloadavg()[0], 2), "ping": {k: pong.get(k) for k in ("pool", "pool_cls", "hostname", "queue")},
         }
         row["pct_of_ideal"] = round(100 * row["tasks_per_s"] / ideal, 1) if ideal else None
-        if errors:
-            self.failures.append("%s: %d task errors (see %s)" % (label, errors, logfile))
-        log("%-28s %7.1f tasks/s in %6.2f s (ideal %.0f/s), peak RSS %.0f MiB, errors %d"
-            % (label, row["tasks_per_s"], wall, ideal, row["peak_rss_mib"], errors))
+        if kind == "auto":
+            row["explain"] = flags["explain"]
+        if db:
+            # the mariadb client that reads the status is the one connection that is not a worker's
+            row.update(db_connections_peak=status["Max_used_connections"],
+                       db_connections_after=status["Threads_connected"] - 1,
+                       db_connects=status["Connections"] - connects - 1)
+        if failed:
+            self.failures.append("%s: %d task errors, e.g. %r" % (label, len(failed), failed[0]))
+        log("%-34s %7.1f tasks/s in %6.2f s (ideal %.0f/s), peak RSS %.0f MiB, errors %d%s"
+            % (label, row["tasks_per_s"], wall, ideal, row["peak_rss_mib"], len(failed),
+               ", DB connections peak %d" % row["db_connections_peak"] if db else ""))
         return row
+
+    def run_configs(self, prefix, configs, make_sig, count, ideal, db=False):
+        """run_set for each (key, kind, label, flags); ideal(flags) is the tasks/s without overhead."""
+        return add_ratios([self.run_set(key, kind, prefix + label, flags, make_sig, count, ideal(flags), db)
+                           for key, kind, label, flags in configs])
+
+    def pool_configs(self, workload):
+        """The configurations every set compares, as (key, kind, label, flags)."""
+        return [
+            ("a", "guide_default", "guide default: prefork x cores",
+             plan(self.facts, pool="prefork", concurrency=self.cores)),
+            ("b", "auth_shipped", "Auth 5.x default: threads 5", plan(self.facts, pool="threads", concurrency=5)),
+            ("c", "other", "guide gevent example: gevent 10", plan(self.facts, pool="gevent", concurrency=10)),
+            ("d", "auto", "worker_flags workload=%s" % workload, plan(self.facts, workload=workload)),
+        ]
 
     # -- 1. I/O set -------------------------------------------------------------------------------
     def io_set(self, n):
-        cores = self.cores
-        configs = [
-            ("a", "guide default: prefork x cores", plan(self.facts, pool="prefork", concurrency=cores)),
-            ("b", "Auth 5.x default: threads 5", plan(self.facts, pool="threads", concurrency=5)),
-            ("c", "guide gevent example: gevent 10", plan(self.facts, pool="gevent", concurrency=10)),
-            ("d", "worker_flags workload=io", plan(self.facts, workload="io")),
-            ("e1", "gevent 50 (DB budget)", plan(self.facts, pool="gevent", concurrency=50)),
-            ("e2", "threads 50 (DB budget)", plan(self.facts, pool="threads", concurrency=50)),
+        configs = self.pool_configs("io") + [
+            ("e1", "other", "gevent 50 (DB budget)", plan(self.facts, pool="gevent", concurrency=50)),
+            ("e2", "other", "threads 50 (DB budget)", plan(self.facts, pool="threads", concurrency=50)),
         ]
-        rows = []
-        for key, label, flags in configs:
-            row = self.run_set(label, flags, lambda: self.tasks.io_call.s(self.url), n,
-                               flags["concurrency"] / IO_DELAY)
-            row["key"] = key
-            if key == "d":
-                row["explain"] = flags["explain"]
-            rows.append(row)
-        base = rows[0]["tasks_per_s"]
-        for row in rows:
-            row["ratio_to_a"] = round(row["tasks_per_s"] / base, 2)
-        return rows
+        return self.run_configs("", configs, lambda: self.tasks.io_call.s(self.url), n,
+                                lambda flags: numprocs(flags) * flags["concurrency"] / IO_DELAY)
 
-    # -- 2. CPU set -------------------------------------------------------------------------------
+    # -- 2. DB set --------------------------------------------------------------------------------
+    def db_set(self, n):
+        configs = self.pool_configs("io") + [
+            ("e1", "other", "gevent 50", plan(self.facts, pool="gevent", concurrency=50)),
+            ("e2", "other", "threads 50", plan(self.facts, pool="threads", concurrency=50)),
+            ("e3", "other", "threads 25 x 2 processes", plan(self.facts, pool="threads", concurrency=25, numprocs=2)),
+        ]
+        db_seconds = DB_QUERIES * DB_QUERY_SECONDS
+
+        def ideal(flags):
+            # every slot waits IO_DELAY + db_seconds; mysqlclient blocks a gevent hub for the queries
+            per_proc = flags["concurrency"] / (IO_DELAY + db_seconds)
+            return numprocs(flags) * (min(per_proc, 1 / db_seconds) if flags["pool"] == "gevent" else per_proc)
+        rows = self.run_configs("db: ", configs, lambda: self.tasks.esi_db.s(self.url, DB_QUERIES, DB_QUERY_SECONDS),
+                                n, ideal, db=True)
+        return {"queries": DB_QUERIES, "query_seconds": DB_QUERY_SECONDS,
+                "max_connections": int(self.db_info["max_connections"]),
+                "mariadb": self.db_info["version"], "mysqlclient": self.mysqlclient, "rows": rows}
+
+    # -- 3. CPU set -------------------------------------------------------------------------------
     def calibrate_cpu(self):
         probe = 200000
         best = min(self._time_cpu(probe) for _index in range(3))
@@ -402,30 +363,20 @@ class Bench:
     def cpu_set(self, m):
         n, one = self.calibrate_cpu()
         log("cpu(n=%d) takes %.0f ms in the bench process" % (n, one * 1000))
-        cores = self.cores
-        auto = plan(self.facts, workload="cpu")
-        configs = [
-            ("a", "prefork x cores", plan(self.facts, pool="prefork", concurrency=cores)),
-            ("b", "threads 5", plan(self.facts, pool="threads", concurrency=5)),
-            ("c", "gevent 10", plan(self.facts, pool="gevent", concurrency=10)),
-            ("d", "worker_flags workload=cpu", auto),
-        ]
-        rows = []
-        for key, label, flags in configs:
-            parallel = min(flags["concurrency"], cores) if flags["pool"] == "prefork" else 1
-            row = self.run_set("cpu: " + label, flags, lambda: self.tasks.cpu.s(n), m, parallel / one)
-            row["key"] = key
-            rows.append(row)
-        base = rows[0]["tasks_per_s"]
-        for row in rows:
-            row["ratio_to_a"] = round(row["tasks_per_s"] / base, 2)
+        configs = self.pool_configs("cpu")
+
+        def ideal(flags):  # prefork children run in parallel up to the cores; the GIL serialises the rest
+            slots = flags["concurrency"] if flags["pool"] == "prefork" else 1
+            return min(numprocs(flags) * slots, self.cores) / one
+        rows = self.run_configs("cpu: ", configs, lambda: self.tasks.cpu.s(n), m, ideal)
+        auto = configs[3][3]
         assertion = {"pool": auto["pool"], "concurrency": auto["concurrency"],
                      "ok": auto["pool"] == "prefork", "explain": auto["explain"]}
         if not assertion["ok"]:
             self.failures.append("worker_flags workload=cpu chose pool %s, not prefork" % auto["pool"])
         return {"n": n, "one_task_seconds": one, "rows": rows, "cpu_plan_is_prefork": assertion}
 
-    # -- 3./4. supervisord: graceful restart and memmon --------------------------------------------
+    # -- 4./5. supervisord: graceful restart and memmon --------------------------------------------
     def write_supervisor_conf(self, sdir):
         flags = plan(self.facts, pool="threads", concurrency=5, stopwaitsecs=60,
                      node_name=celery_flags.DEFAULT_NODE_NAME, group_name="myauth")
@@ -628,26 +579,42 @@ priority=999
 # output
 # ------------------------------------------------------------------------------------------------
 
+def table(rows, columns):
+    """A Markdown table: columns are (header, format, row -> value); numbers right-aligned."""
+    out = ["| " + " | ".join(header for header, _fmt, _get in columns) + " |",
+           "|" + "|".join("---" if fmt == "%s" else "---:" for _header, fmt, _get in columns) + "|"]
+    for row in rows:
+        out.append("| " + " | ".join(fmt % get(row) for _header, fmt, get in columns) + " |")
+    return "\n".join(out)
+
+
+def pool_columns(ratio_header, ratio_key):
+    return [("", "%s", lambda r: r["key"]), ("config", "%s", lambda r: r["label"].split(": ", 1)[-1]),
+            ("kind", "%s", lambda r: r["kind"]), ("pool", "%s", lambda r: r["pool"]),
+            ("conc. x procs", "%s", lambda r: "%d x %d" % (r["concurrency"], r["numprocs"])),
+            ("tasks/s", "%.1f", lambda r: r["tasks_per_s"]), (ratio_header, "%.2f", lambda r: r[ratio_key]),
+            ("ideal/s", "%.0f", lambda r: r["ideal_tasks_per_s"]), ("% ideal", "%.0f", lambda r: r["pct_of_ideal"]),
+            ("peak RSS MiB", "%.0f", lambda r: r["peak_rss_mib"])]
+
+
 def markdown(report):
     out = []
-    io = report["io"]
+    tail_columns = [("errors", "%d", lambda r: r["errors"]), ("seconds", "%.2f", lambda r: r["seconds"])]
     out.append("### I/O set: %d x io_call (stub answers after %d ms)\n" % (report["n"], IO_DELAY * 1000))
-    out.append("| | config | pool | conc. | tasks/s | x (a) | ideal/s | % ideal | peak RSS MiB | errors | seconds |")
-    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in io:
-        out.append("| %s | %s | %s | %d | %.1f | %.2f | %.0f | %.0f | %.0f | %d | %.2f |" % (
-            r["key"], r["label"], r["pool"], r["concurrency"], r["tasks_per_s"], r["ratio_to_a"],
-            r["ideal_tasks_per_s"], r["pct_of_ideal"], r["peak_rss_mib"], r["errors"], r["seconds"]))
-    d = next(r for r in io if r["key"] == "d")
-    out.append("\n(d) worker_flags argv: `%s`\n" % " ".join(d["argv"][1:]))
+    out.append(table(report["io"], pool_columns("x (a)", "ratio_to_a") + tail_columns))
+    db = report["db"]
+    out.append("\n### DB set: %d x esi_db (the GET, then %d x SELECT SLEEP(%g) through %s; MariaDB %s, "
+               "max_connections %d)\n" % (report["n"], db["queries"], db["query_seconds"], db["mysqlclient"],
+                                          db["mariadb"], db["max_connections"]))
+    out.append(table(db["rows"], pool_columns("x Auth (b)", "ratio_to_auth") + [
+        ("DB conns peak", "%d", lambda r: r["db_connections_peak"]),
+        ("held after", "%d", lambda r: r["db_connections_after"])] + tail_columns))
     cpu = report["cpu"]
-    out.append("### CPU set: %d x cpu(n=%d), ~%.0f ms each\n" % (report["m"], cpu["n"], cpu["one_task_seconds"] * 1000))
-    out.append("| | config | pool | conc. | tasks/s | x (a) | ideal/s (GIL) | peak RSS MiB | seconds |")
-    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|")
-    for r in cpu["rows"]:
-        out.append("| %s | %s | %s | %d | %.1f | %.2f | %.1f | %.0f | %.2f |" % (
-            r["key"], r["label"][5:], r["pool"], r["concurrency"], r["tasks_per_s"], r["ratio_to_a"],
-            r["ideal_tasks_per_s"], r["peak_rss_mib"], r["seconds"]))
+    out.append("\n### CPU set: %d x cpu(n=%d), ~%.0f ms each\n" % (report["m"], cpu["n"], cpu["one_task_seconds"] * 1000))
+    out.append(table(cpu["rows"], pool_columns("x (a)", "ratio_to_a") + tail_columns[1:]))
+    for name, rows in (("I/O", report["io"]), ("DB", db["rows"])):
+        auto = next(r for r in rows if r["kind"] == "auto")
+        out.append("\n(%s) %s, worker_flags argv: `%s`" % (auto["key"], name, " ".join(auto["argv"][1:])))
     a = cpu["cpu_plan_is_prefork"]
     out.append("\nassert worker_flags workload=cpu -> pool prefork: **%s** (pool=%s, concurrency=%d)\n"
                % ("OK" if a["ok"] else "FAILED", a["pool"], a["concurrency"]))
@@ -667,24 +634,32 @@ def markdown(report):
         "yes" if mm["restarted"] else "NO", mm["seconds_to_new_pid"],
         mm["leak_rss_mib"], mm["pid_before"], mm["pid_after"]))
     h = report["host"]
-    out.append("\nhost: %d CPUs (%s), %.1f GiB (%s); %s" % (
+    out.append("\nhost: %d CPUs (%s), %.1f GiB (%s); load average (1 min) %.2f before, %.2f after; %s" % (
         h["cpu_count"], h["cpu_count_source"], h["memory_bytes"] / 1024 ** 3, h["memory_source"],
+        report["loadavg_1m_start"], report["loadavg_1m_end"],
         ", ".join("%s %s" % kv for kv in report["versions"].items() if kv[1])))
     return "\n".join(out)
+
+
+KIND_COLORS = {"guide_default": "#8c8c8c", "auth_shipped": "#dd8452", "auto": "#55a868", "other": "#4878a8"}
 
 
 def chart(report, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
-    for ax, rows, title in ((axes[0], report["io"], "I/O set: %d io_call (100 ms stub)" % report["n"]),
-                            (axes[1], report["cpu"]["rows"], "CPU set: %d cpu(n)" % report["m"])):
-        labels = ["(%s) %s %d" % (r["key"], r["pool"], r["concurrency"]) for r in rows]
+    from matplotlib.patches import Patch
+    panels = ((report["io"], "I/O set: %d io_call (100 ms stub)" % report["n"]),
+              (report["db"]["rows"], "DB set: %d esi_db (stub + %d queries)" % (report["n"], report["db"]["queries"])),
+              (report["cpu"]["rows"], "CPU set: %d cpu(n)" % report["m"]))
+    fig, axes = plt.subplots(1, 3, figsize=(19, 5.5), gridspec_kw={"width_ratios": [6, 7, 4]})
+    for ax, (rows, title) in zip(axes, panels):
+        labels = ["(%s) %s %d%s" % (r["key"], r["pool"], r["concurrency"],
+                                    " x %d" % r["numprocs"] if r["numprocs"] > 1 else "") for r in rows]
         values = [r["tasks_per_s"] for r in rows]
-        bars = ax.bar(range(len(rows)), values, color="#4878a8")
-        ax.scatter(range(len(rows)), [r["ideal_tasks_per_s"] for r in rows], marker="_", s=600,
-                   color="#c44", label="ideal", zorder=3)
+        bars = ax.bar(range(len(rows)), values, color=[KIND_COLORS[r["kind"]] for r in rows])
+        ideal = ax.scatter(range(len(rows)), [r["ideal_tasks_per_s"] for r in rows], marker="_", s=600,
+                           color="#c44", zorder=3)
         for rect, value in zip(bars, values):
             ax.annotate("%.1f" % value, (rect.get_x() + rect.get_width() / 2, value), ha="center",
                         va="bottom", fontsize=8)
@@ -692,7 +667,8 @@ def chart(report, path):
         ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("tasks/s")
         ax.set_title(title)
-        ax.legend(fontsize=8, loc="upper left")
+    axes[0].legend([Patch(color=c) for c in KIND_COLORS.values()] + [ideal], list(KIND_COLORS) + ["ideal"],
+                   fontsize=8, loc="upper left")
     h = report["host"]
     fig.suptitle("authops.celery_tuning bench: %d CPUs, %.0f GiB, Celery %s (%s)"
                  % (h["cpu_count"], h["memory_bytes"] / 1024 ** 3, report["versions"]["celery"], report["date"][:10]))
@@ -713,7 +689,7 @@ def ansible_version():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer tasks (N=100, M=40)")
-    parser.add_argument("-n", type=int, help="io_call tasks per config (default 400, quick 100)")
+    parser.add_argument("-n", type=int, help="io_call and esi_db tasks per config (default 400, quick 100)")
     parser.add_argument("-m", type=int, help="cpu tasks per config (default 120, quick 40)")
     parser.add_argument("--restart-tasks", type=int, default=30, help="sleep(2) tasks in the restart test")
     parser.add_argument("--out", default=str(ROOT / "results"), help="where bench.json/bench.png go")
@@ -724,10 +700,11 @@ def main():
 
     def on_signal(signum, frame):
         raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # SIGINT too: a background job ignores it
+        signal.signal(signum, on_signal)
 
     began = time.monotonic()
+    load_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="celery-bench-"))
     procs = Procs()
     ok = False
@@ -735,20 +712,24 @@ def main():
         bench = Bench(opts, tmp, procs)
         bench.setup()
         io = bench.io_set(n)
+        db = bench.db_set(n)
         cpu = bench.cpu_set(m)
         restart, memmon = bench.supervisor_part(opts.restart_tasks)
         report = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "quick": opts.quick, "n": n, "m": m, "io_delay_seconds": IO_DELAY,
             "host": dict(bench.facts, hostname=socket.gethostname(), platform=platform.platform()),
+            "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),
             "versions": {
                 "python": platform.python_version(), "celery": version("celery"), "kombu": version("kombu"),
                 "billiard": version("billiard"), "redis-py": version("redis"), "gevent": version("gevent"),
-                "greenlet": version("greenlet"), "supervisor": version("supervisor"),
-                "superlance": version("superlance"), "matplotlib": version("matplotlib"),
-                "redis-server": bench.redis_version, "ansible-core": ansible_version(),
+                "greenlet": version("greenlet"), "mysqlclient": version("mysqlclient"),
+                "supervisor": version("supervisor"), "superlance": version("superlance"),
+                "matplotlib": version("matplotlib"), "redis-server": bench.redis_version,
+                "mariadb": db["mariadb"], "ansible-core": ansible_version(),
             },
-            "io": io, "cpu": cpu, "restart": restart, "memmon": memmon,
+            "kinds": list(KINDS),
+            "io": io, "db": db, "cpu": cpu, "restart": restart, "memmon": memmon,
             "failures": bench.failures,
         }
         report["bench_seconds"] = round(time.monotonic() - began, 1)

@@ -1,6 +1,9 @@
-"""Send N io_call tasks to a URL and print the throughput as JSON (used by make demo).
+"""Send N io_call (or esi_db) tasks to a URL and print the throughput as JSON (used by make demo).
 
-    python throughput.py URL [--tasks 100] [--queue celery] [--timeout 300]
+    python throughput.py URL [--tasks 100] [--task io_call|esi_db] [--queue celery] [--timeout 300]
+
+The clock starts once a worker consumes the queue; the JSON also names those workers, with their
+pool and concurrency.
 """
 
 import argparse
@@ -10,23 +13,53 @@ import time
 
 from myauth import tasks
 
+POOLS = {"celery.concurrency.thread": "threads", "celery.concurrency.prefork": "prefork",
+         "celery.concurrency.gevent": "gevent", "celery.concurrency.eventlet": "eventlet",
+         "celery.concurrency.solo": "solo"}
+
+
+def consumers(queue, timeout):
+    """``[{"node", "pool", "concurrency"}]`` of the workers that consume ``queue``; waits for the first one."""
+    inspect = tasks.app.control.inspect(timeout=2)
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = [node for node, queues in (inspect.active_queues() or {}).items()
+                 if any(q.get("name") == queue for q in queues)]
+        if nodes or time.monotonic() > deadline:
+            break
+    stats = inspect.stats() or {}
+    out = []
+    for node in sorted(nodes):
+        pool = stats.get(node, {}).get("pool", {})
+        implementation = str(pool.get("implementation", "")).partition(":")[0]
+        out.append({"node": node, "pool": POOLS.get(implementation, implementation),
+                    "concurrency": pool.get("max-concurrency")})
+    return out
+
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
     parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--task", choices=("io_call", "esi_db"), default="io_call")
     parser.add_argument("--queue", default="celery")
     parser.add_argument("--timeout", type=float, default=300)
     opts = parser.parse_args()
+    task = getattr(tasks, opts.task)
+    workers = consumers(opts.queue, opts.timeout)  # the clock starts once a worker listens
     started = time.monotonic()
-    results = [tasks.io_call.apply_async(args=[opts.url], queue=opts.queue) for _index in range(opts.tasks)]
-    ok = 0
+    results = [task.apply_async(args=[opts.url], queue=opts.queue) for _index in range(opts.tasks)]
+    ok, errors = 0, set()
     for result in results:
         value = result.get(timeout=max(1.0, opts.timeout - (time.monotonic() - started)))
-        ok += 1 if value.get("status") == 200 else 0
+        if value.get("status") == 200 and "error" not in value:
+            ok += 1
+        else:
+            errors.add(str(value.get("error") or value.get("status")))
     elapsed = time.monotonic() - started
-    print(json.dumps({"tasks": opts.tasks, "ok": ok, "seconds": round(elapsed, 2),
-                      "tasks_per_second": round(opts.tasks / elapsed, 1)}))
+    print(json.dumps({"task": opts.task, "tasks": opts.tasks, "ok": ok, "seconds": round(elapsed, 2),
+                      "tasks_per_second": round(opts.tasks / elapsed, 1), "workers": workers,
+                      "errors": sorted(errors)}))
     return 0 if ok == opts.tasks else 1
 
 

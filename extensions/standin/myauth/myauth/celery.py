@@ -20,6 +20,10 @@ supervisor.conf identical in shape to Auth's can be used unchanged:
     ``<project dir>/data`` when the filesystem broker is selected.
 ``MYAUTH_BEAT_PING_SECONDS``
     If > 0, beat sends ``myauth.tasks.ping`` at that interval (default off).
+``MYAUTH_DB_SOCKET``, ``MYAUTH_DB_NAME``, ``MYAUTH_DB_USER``, ``MYAUTH_DB_PASSWORD``
+    The MariaDB/MySQL database of the ``esi_db`` task (unix socket; name default
+    ``alliance_auth``, user ``allianceserver``, password empty).  Only that task
+    uses them; without a socket it returns an error and the other tasks still work.
 """
 import os
 
@@ -55,6 +59,13 @@ RESULT_BACKEND = os.environ.get("MYAUTH_RESULT_BACKEND") or (
     "file://" + os.path.join(DATA_DIR, "results") if USES_FILESYSTEM
     else "redis://127.0.0.1:6379/1"
 )
+
+DB = {
+    "socket": os.environ.get("MYAUTH_DB_SOCKET") or None,
+    "name": os.environ.get("MYAUTH_DB_NAME") or "alliance_auth",
+    "user": os.environ.get("MYAUTH_DB_USER") or "allianceserver",
+    "password": os.environ.get("MYAUTH_DB_PASSWORD") or "",
+}
 
 app = Celery("myauth")
 

@@ -14,7 +14,7 @@ import urllib.request
 
 from celery.signals import worker_init
 
-from .celery import DATA_DIR, app
+from .celery import DATA_DIR, DB, app
 
 MIB = 1024 * 1024
 
@@ -131,21 +131,57 @@ def leak(mb):
     }
 
 
-@app.task
-def io_call(url, timeout=10):
-    """HTTP GET via urllib: stand-in for an ESI request."""
+def _get(url, timeout):
+    """One urllib GET: ``{"status", "bytes"}`` or ``{"error"}``, plus ``pid`` and ``elapsed``."""
     started = time.monotonic()
     try:
         with urllib.request.urlopen(url, timeout=float(timeout)) as resp:
-            body = resp.read()
-            status = resp.status
+            result = {"status": resp.status, "bytes": len(resp.read())}
     except urllib.error.HTTPError as exc:  # a status is still a result
-        body, status = exc.read(), exc.code
+        result = {"status": exc.code, "bytes": len(exc.read())}
     except (urllib.error.URLError, socket.timeout) as exc:
-        return {"pid": os.getpid(), "error": str(exc),
-                "elapsed": time.monotonic() - started}
-    return {"pid": os.getpid(), "status": status, "bytes": len(body),
-            "elapsed": time.monotonic() - started}
+        result = {"error": str(exc)}
+    return dict(result, pid=os.getpid(), elapsed=time.monotonic() - started)
+
+
+@app.task
+def io_call(url, timeout=10):
+    """HTTP GET via urllib: stand-in for an ESI request."""
+    return _get(url, timeout)
+
+
+@app.task
+def esi_db(url, queries=4, query_seconds=0.005, timeout=10):
+    """Shaped like an Auth task: one ESI GET, then ``queries`` short queries (``SELECT SLEEP``)
+    through mysqlclient, Auth's driver (a C extension).
+
+    The connection is opened for the task and closed after it, as Django does with Auth's
+    ``CONN_MAX_AGE`` (0).  Returns ``status``, ``queries``, ``http_s``, ``db_s``, ``elapsed``,
+    or ``error`` when the GET or the database failed (settings: ``MYAUTH_DB_*``, see celery.py).
+    """
+    result = _get(url, timeout)
+    result["http_s"] = result["elapsed"]
+    if "error" in result:
+        return result
+    started = time.monotonic()
+    try:
+        if not DB["socket"]:
+            raise RuntimeError("MYAUTH_DB_SOCKET is not set")
+        import MySQLdb  # only this task needs the driver (extensions/standin/requirements-db.txt)
+        conn = MySQLdb.connect(unix_socket=DB["socket"], user=DB["user"], password=DB["password"],
+                               database=DB["name"], charset="utf8mb4")
+        try:
+            cursor = conn.cursor()
+            for _index in range(int(queries)):
+                cursor.execute("SELECT SLEEP(%s)", (float(query_seconds),))
+                cursor.fetchall()
+        finally:
+            conn.close()
+    except Exception as exc:  # ImportError, MySQLdb.Error, no socket: a result all the same
+        result["error"] = "database: %s" % exc
+    result.update(queries=int(queries), db_s=time.monotonic() - started)
+    result["elapsed"] += result["db_s"]
+    return result
 
 
 @app.task
@@ -203,5 +239,5 @@ def sync_services(self, seconds=1, lock_dir=None):
         fh.close()  # releases the flock
 
 
-__all__ = ["app", "ping", "sleep", "leak", "io_call", "cpu", "sync_services",
+__all__ = ["app", "ping", "sleep", "leak", "io_call", "esi_db", "cpu", "sync_services",
            "ConcurrentExecution"]
