@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 COLLECTIONS := $(CURDIR)/.cache/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/authops/celery_tuning
 SANITY_TREE := $(or $(TMPDIR),/tmp)/authops-celery-tuning-sanity/ansible_collections/authops/celery_tuning
-SCENARIOS ?= supervisor default prefork adopt auth55
+SCENARIOS ?= auth55 default prefork adopt supervisor
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
@@ -54,7 +54,7 @@ images: ## make sure dockerd runs and the systemd base images and the real Auth 
 	scripts/build-auth-image.sh
 
 molecule: venv link images ## molecule test for $(SCENARIOS) on Debian 12, Debian 13, Ubuntu 24.04
-	set -e; for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s; done
+	MOLECULE=$(BIN)/molecule scripts/molecule-parallel.sh $(SCENARIOS)
 
 test: lint sanity units integration build molecule ## every test: lint, sanity, units, integration, build, molecule
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Run molecule scenarios, MOLECULE_JOBS at a time (default 2): each scenario's containers carry its name
+# (extensions/molecule/config.yml), so scenarios do not share instances. Each log goes to
+# .cache/molecule/<scenario>.log and is printed whole when the scenario ends; the exit status is 1 when
+# any scenario failed, and the failed ones are named at the end.
+#   scripts/molecule-parallel.sh SCENARIO...
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LOGS=$ROOT/.cache/molecule
+JOBS=${MOLECULE_JOBS:-2}
+MOLECULE=${MOLECULE:-molecule}
+mkdir -p "$LOGS"
+
+run_one() {
+  local s=$1 start rc
+  start=$(date +%s)
+  "$MOLECULE" test -s "$s" >"$LOGS/$s.log" 2>&1
+  rc=$?
+  printf '\n===== molecule scenario %s: %s in %ss =====\n' "$s" "$([ $rc -eq 0 ] && echo passed || echo FAILED)" \
+    "$(($(date +%s) - start))" >>"$LOGS/$s.log"
+  cat "$LOGS/$s.log"
+  echo "$rc" >"$LOGS/$s.rc"
+}
+export -f run_one
+export LOGS MOLECULE
+
+rm -f "$LOGS"/*.rc
+printf '%s\n' "$@" | xargs -P "$JOBS" -I{} bash -c 'run_one {}'
+failed=()
+for s in "$@"; do
+  [ "$(cat "$LOGS/$s.rc" 2>/dev/null || echo 1)" = 0 ] || failed+=("$s")
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "molecule: FAILED scenarios: ${failed[*]} (logs in $LOGS)"
+  exit 1
+fi
+echo "molecule: all ${#} scenarios passed"
