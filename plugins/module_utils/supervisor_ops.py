@@ -18,7 +18,8 @@ import os
 import re
 import time
 from urllib.error import HTTPError
-from urllib.request import urlopen
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     FAULT_ALREADY_STARTED,
@@ -64,7 +65,7 @@ KILL_LOG_LINE = "killing '%s' (%s) with SIGKILL"
 def _url_answers(url, timeout=2):
     """Whether an HTTP server answers ``url`` at all (any status counts: the application is up)."""
     try:
-        with urlopen(url, timeout=timeout):
+        with open_url(url, timeout=timeout, follow_redirects='none'):
             return True
     except HTTPError:
         return True

@@ -607,3 +607,22 @@ def test_connect_waits_for_a_restarting_daemon():
     sup.down_until = clock() + 5  # the service manager just restarted it
     res = run(sup, clock, state='started')
     assert not res['changed'] and clock() >= 1005
+
+
+def test_url_answers_counts_any_http_status(tmp_path):
+    """The website is up when it answers at all: a 404 or a redirect count, a closed port does not."""
+    import http.server
+    import threading
+
+    from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_ops import _url_answers
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        assert _url_answers("http://127.0.0.1:%d/no-such-page" % port)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not _url_answers("http://127.0.0.1:%d/" % port)
