@@ -25,6 +25,8 @@ export -f run_one
 export LOGS MOLECULE
 
 rm -f "$LOGS"/*.rc
+# A copy installed by an earlier molecule prerun would shadow the work tree (it comes first on the path).
+rm -rf "${HOME:-/root}/.ansible/collections/ansible_collections/authops/celery_tuning"
 printf '%s\n' "$@" | xargs -P "$JOBS" -I{} bash -c 'run_one {}'
 failed=()
 for s in "$@"; do
