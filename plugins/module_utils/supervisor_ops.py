@@ -980,8 +980,8 @@ class ReloadRunner(_StopStart):
         members = [i for i in all_infos if i['group'] == self.key]
         for info in members:
             self._report(info)
-        t0 = self.clock()
         for batch in ([i for i in members if i['name'] in last], [i for i in members if i['name'] not in last]):
+            t0 = self.clock()  # each batch has the whole start timeout (the first may wait for ready_url)
             pending = [namespec(i['group'], i['name']) for i in batch if i['statename'] != 'RUNNING']
             errors = {}
             for info in batch:
