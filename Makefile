@@ -12,7 +12,7 @@ SCENARIOS ?= auth55 default prefork adopt supervisor
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv link lint sanity units integration molecule images test demo demo-clean build clean bench
+.PHONY: help venv link lint sanity units integration molecule images test demo demo-clean build clean bench matrix
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ sanity: venv ## ansible-test sanity on a copy under ansible_collections/authops/
 
 units: venv link ## pytest on plugins/module_utils and the modules
 	$(BIN)/pytest -q tests/unit
+
+MATRIX_VERSIONS ?= 2.16 2.17 2.18 2.19
+matrix: venv ## units and sanity on each ansible-core of meta/runtime.yml (MATRIX_VERSIONS; venvs in .cache/matrix)
+	scripts/matrix.sh $(MATRIX_VERSIONS)
 
 integration: venv link ## modules against a real supervisord in a temporary directory
 	$(BIN)/pytest -q tests/integration
