@@ -180,7 +180,7 @@ report_leg() {
 stop_all() {
   local p
   for p in "${pid_of[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done
-  log "interrupted"
+  log "interrupted by SIG$1"
   exit 130
 }
 
@@ -207,7 +207,9 @@ main() {
   mapfile -t queue < <(printf '%s\n' "${versions[@]}" | sort -rV)
   # Each version in a process group of its own (set -m), so that an interrupt stops all that it started.
   set -m
-  trap stop_all INT TERM HUP
+  trap 'stop_all INT' INT
+  trap 'stop_all TERM' TERM
+  trap 'stop_all HUP' HUP
   while [ ${#queue[@]} -gt 0 ] || [ ${#pid_of[@]} -gt 0 ]; do
     while [ ${#queue[@]} -gt 0 ] && [ ${#pid_of[@]} -lt "$JOBS" ]; do
       v=${queue[0]}; queue=("${queue[@]:1}")
