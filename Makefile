@@ -8,11 +8,13 @@ BIN := $(VENV)/bin
 COLLECTIONS := $(CURDIR)/.cache/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/authops/celery_tuning
 SANITY_TREE := $(or $(TMPDIR),/tmp)/authops-celery-tuning-sanity/ansible_collections/authops/celery_tuning
-SCENARIOS ?= auth55 default prefork adopt supervisor
+# NAME@VERSION runs a scenario with an older ansible-core (scripts/molecule-venv.sh): prefork runs on the
+# oldest that meta/runtime.yml declares.
+SCENARIOS ?= auth55 default prefork@2.16 adopt supervisor
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv link lint sanity units integration molecule images test demo demo-clean build clean bench matrix
+.PHONY: help venv link lint sanity units integration molecule images test demo demo-clean build clean bench bench-noop matrix
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,10 +59,12 @@ images: ## make sure dockerd runs and the systemd base images and the real Auth 
 	scripts/build-images.sh
 	scripts/build-auth-image.sh
 
-molecule: venv link images ## molecule test for $(SCENARIOS) on Debian 12, Debian 13, Ubuntu 24.04
+molecule: venv link images ## molecule test for $(SCENARIOS) (NAME@VERSION: with that ansible-core)
 	MOLECULE=$(BIN)/molecule scripts/molecule-parallel.sh $(SCENARIOS)
 
-test: lint sanity units integration build molecule ## every test: lint, sanity, units, integration, build, molecule
+test: lint sanity units matrix integration build molecule ## every test: lint, sanity, units, matrix, integration, build, molecule
+# .venv is ansible-core 2.19, which lint, sanity and units already cover.
+test: MATRIX_VERSIONS = 2.16 2.17 2.18
 
 build: venv ## build the collection artifact
 	$(BIN)/ansible-galaxy collection build --force --output-path build/
@@ -80,3 +84,8 @@ bench: venv link ## pools, graceful restart and memmon on a local Redis; BENCH_A
 	  $(PYTHON) -m venv .cache/bench-venv && .cache/bench-venv/bin/pip install -q -r bench/requirements.txt && \
 	  cat bench/requirements.txt extensions/standin/requirements.txt >.cache/bench-venv/.installed; }
 	.cache/bench-venv/bin/python bench/bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/noop.py
+
+bench-noop: venv link ## a no-change tune.yml against a real Auth 5.5 container vs a bare gather-facts play
+	scripts/ensure-docker.sh
+	$(BIN)/python bench/noop.py

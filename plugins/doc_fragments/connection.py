@@ -15,28 +15,31 @@ options:
   socket:
     description:
       - Path of supervisord's unix socket (a C(unix:///path) or C(http://host:port) URL is accepted too).
-      - Default is C([unix_http_server] file) from O(config_file), then C([supervisorctl] serverurl), then
-        C(/var/run/supervisor.sock).
+      - Default is C([supervisorctl] serverurl) from O(config_file), read by supervisor's own C(ClientOptions)
+        as C(supervisorctl -c) reads it (C(%(here\)s) and C(%(ENV_X\)s) expanded, C(http://localhost:9001) when
+        the section has no C(serverurl)); C(/var/run/supervisor.sock) when the default O(config_file) does not
+        exist.
     type: str
   config_file:
     description:
-      - The daemon's config file, read for the socket path and credentials when O(socket), O(username) or
-        O(password) are not given.
+      - The daemon's config file, read for the server URL and credentials of its C([supervisorctl]) section
+        when O(socket), O(username) or O(password) are not given.
       - A missing file is only an error when this option is set explicitly.
+      - Defaults to C(/etc/supervisor/supervisord.conf).
     type: path
   username:
     description:
       - User name for supervisord's HTTP basic authentication.
-      - Default is C([supervisorctl] username), then C([unix_http_server] username) from O(config_file).
+      - Default is C([supervisorctl] username) from O(config_file).
     type: str
   password:
     description:
       - Password for supervisord's HTTP basic authentication.
-      - Default is C([supervisorctl] password), then C([unix_http_server] password) (unless it is a C({SHA}) hash).
+      - Default is C([supervisorctl] password) from O(config_file).
     type: str
   call_timeout:
     description:
-      - Seconds one XML-RPC call may take before it fails.
+      - Seconds one XML-RPC call may take before it fails (supervisor's own client has no timeout).
     type: float
     default: 30.0
 """

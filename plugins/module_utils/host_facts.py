@@ -18,6 +18,7 @@ __metaclass__ = type
 
 import math
 import os
+import stat
 
 CGROUP_MOUNT = "sys/fs/cgroup"
 V1_CPU_DIRS = ("cpu,cpuacct", "cpu", "cpuacct,cpu")
@@ -247,3 +248,23 @@ def host_facts(root="/", affinity=_default_affinity, unit=None, control_group=No
         "memory_bytes": mem,
         "memory_source": mem_source,
     }
+
+
+def root_only_dir_problems(path):
+    """Why ``path`` (and its parent) is not a directory that only root can change; [] when it is, or absent.
+
+    supervisord (root) opens the programs' log files there: a user who can change the directory can
+    replace a log file with a link to any file of root's.
+    """
+    problems = []
+    for candidate in (path, os.path.dirname(path.rstrip("/")) or "/"):
+        try:
+            st = os.lstat(candidate)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            problems.append("%s is not a directory" % candidate)
+        elif st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            problems.append("%s is writable by someone other than root (owner uid %d, mode %04o)"
+                            % (candidate, st.st_uid, stat.S_IMODE(st.st_mode)))
+    return problems

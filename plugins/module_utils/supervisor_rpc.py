@@ -2,61 +2,80 @@
 # Copyright: authops.celery_tuning contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""All XML-RPC I/O with supervisord for the ``supervisor_group`` module.
+"""All XML-RPC I/O with supervisord, through supervisor's own client code.
 
-* :func:`read_daemon_config` reads the socket path and credentials from the daemon's config file.
-* :func:`resolve_endpoint` merges module options with that config.
-* :class:`SupervisorClient` calls the XML-RPC API over the unix socket (or an ``http://`` URL),
-  with supervisor's own ``SupervisorTransport`` when the ``supervisor`` package is importable and
-  a small ``http.client`` based transport otherwise.  Every failure becomes a
-  :class:`SupervisorError` whose message tells the user what to do.
+* :func:`resolve_endpoint` finds the server URL and credentials the way ``supervisorctl -c FILE`` does:
+  supervisor's ``ClientOptions`` reads the ``[supervisorctl]`` section (``%(here)s`` and ``%(ENV_X)s``
+  expansion, the ``http://localhost:9001`` default), and explicit module options win, as ``-s``/``-u``/``-p``
+  do for supervisorctl.
+* :class:`SupervisorClient` calls the XML-RPC API with supervisor's ``SupervisorTransport`` (unix socket or
+  ``http://``), wrapped in :class:`TimeoutTransport` for a per-call timeout, and turns every failure into a
+  :class:`SupervisorError` whose message tells the user what to do.  Fault codes come from
+  ``supervisor.xmlrpc.Faults``.
+
+The ``supervisor`` package is the one the daemon itself runs from (Debian and Ubuntu install it for
+``/usr/bin/python3`` with the ``supervisor`` package).  Without it the modules fail with
+:func:`missing_supervisor_message`.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
 import errno
 import os
-import re
 import socket
 import stat
+import traceback
 
-import configparser
 import http.client as http_client
 import xmlrpc.client as xmlrpc_client
 
+from ansible.module_utils.basic import missing_required_lib
+
 try:
-    from supervisor.xmlrpc import SupervisorTransport as _SupervisorTransport
-    from supervisor.xmlrpc import UnixStreamHTTPConnection as _SupervisorUnixConnection
+    from supervisor.options import ClientOptions
+    from supervisor.xmlrpc import Faults, SupervisorTransport
     HAS_SUPERVISOR = True
-except Exception:  # pylint: disable=broad-except
-    _SupervisorTransport = None
-    _SupervisorUnixConnection = None
+    SUPERVISOR_IMPORT_ERROR = None
+except ImportError:  # the modules report it with missing_supervisor_message()
+    ClientOptions = Faults = None
+    SupervisorTransport = object
     HAS_SUPERVISOR = False
+    SUPERVISOR_IMPORT_ERROR = traceback.format_exc()
 
 
 DEFAULT_CONFIG_FILE = '/etc/supervisor/supervisord.conf'
 DEFAULT_SOCKET = '/var/run/supervisor.sock'
 DEFAULT_CALL_TIMEOUT = 30.0
 
-# supervisor.xmlrpc.Faults
-FAULT_SHUTDOWN_STATE = 6
-FAULT_BAD_NAME = 10
-FAULT_NO_FILE = 20
-FAULT_NOT_EXECUTABLE = 21
-FAULT_SPAWN_ERROR = 50
-FAULT_ALREADY_STARTED = 60
-FAULT_NOT_RUNNING = 70
-FAULT_SUCCESS = 80
 
-FAULT_NAMES = {
-    1: 'UNKNOWN_METHOD', 2: 'INCORRECT_PARAMETERS', 3: 'BAD_ARGUMENTS', 4: 'SIGNATURE_UNSUPPORTED',
-    6: 'SHUTDOWN_STATE', 10: 'BAD_NAME', 11: 'BAD_SIGNAL', 20: 'NO_FILE', 21: 'NOT_EXECUTABLE',
-    30: 'FAILED', 40: 'ABNORMAL_TERMINATION', 50: 'SPAWN_ERROR', 60: 'ALREADY_STARTED',
-    70: 'NOT_RUNNING', 80: 'SUCCESS', 90: 'ALREADY_ADDED', 91: 'STILL_RUNNING', 92: 'CANT_REREAD',
-}
+def _fault(name):
+    return getattr(Faults, name, None)
+
+
+FAULT_SHUTDOWN_STATE = _fault('SHUTDOWN_STATE')
+FAULT_BAD_NAME = _fault('BAD_NAME')
+FAULT_NO_FILE = _fault('NO_FILE')
+FAULT_NOT_EXECUTABLE = _fault('NOT_EXECUTABLE')
+FAULT_SPAWN_ERROR = _fault('SPAWN_ERROR')
+FAULT_ALREADY_STARTED = _fault('ALREADY_STARTED')
+FAULT_NOT_RUNNING = _fault('NOT_RUNNING')
+FAULT_SUCCESS = _fault('SUCCESS')
+
+#: fault code -> name, e.g. 70 -> 'NOT_RUNNING', from the installed supervisor's ``Faults``.
+FAULT_NAMES = dict((code, name) for name, code in vars(Faults).items()
+                   if name.isupper() and isinstance(code, int)) if HAS_SUPERVISOR else {}
+
+
+def missing_supervisor_message():
+    """What to do when the ``supervisor`` package cannot be imported on the target."""
+    return missing_required_lib(
+        'supervisor', reason='to talk to supervisord (its own XML-RPC client)',
+        url='https://supervisord.org') + (
+        ' It comes with the supervisor package of Debian/Ubuntu for /usr/bin/python3; otherwise set '
+        'ansible_python_interpreter to the Python that supervisord runs from.')
+
 
 # Error kinds carried by SupervisorError.kind
 KIND_CONFIG = 'config'
@@ -98,123 +117,78 @@ class SupervisorError(Exception):
         return self.kind in CONNECTION_KINDS
 
 
-# --------------------------------------------------------------------------------------------
-# Config file
-# --------------------------------------------------------------------------------------------
+def visibly_absent(socket_path=None, config_file=None):
+    """True when no supervisord can be running here: neither its socket nor its config exists.
 
-_EXPAND_RE = re.compile(r'%\(([^)]+)\)s')
-
-
-def _expand(value, here):
-    """Expand supervisor's ``%(here)s`` and ``%(ENV_NAME)s`` in a config value."""
-    if value is None:
-        return None
-
-    def repl(match):
-        key = match.group(1)
-        if key == 'here':
-            return here
-        if key.startswith('ENV_'):
-            return os.environ.get(key[4:], '')
-        return match.group(0)
-
-    return _EXPAND_RE.sub(repl, value)
-
-
-def read_daemon_config(path, required=False):
-    """Read socket path, server URL and credentials from a supervisord config file.
-
-    Returns a dict with keys ``path``, ``exists``, ``unix_file``, ``unix_username``,
-    ``unix_password``, ``ctl_serverurl``, ``ctl_username``, ``ctl_password`` (values may be
-    ``None``).  A missing/unreadable file is an error only when ``required`` is true (the user
-    named it explicitly).
+    Lets ``missing_ok`` callers tell "supervisor is not installed yet" (no ``supervisor`` package, as on a
+    host the supervisor role has not reached) from "installed where this Python cannot import it".
     """
-    result = dict(path=path, exists=False, unix_file=None, unix_username=None, unix_password=None,
-                  ctl_serverurl=None, ctl_username=None, ctl_password=None)
-    if not path:
-        return result
-    try:
-        with open(path, 'r') as handle:
-            text = handle.read()
-    except (IOError, OSError) as exc:
-        if required or getattr(exc, 'errno', None) not in (errno.ENOENT, errno.ENOTDIR):
-            if required:
-                if getattr(exc, 'errno', None) == errno.EACCES:
-                    hint = 'run the task with become: true or pass socket/username/password explicitly'
-                else:
-                    hint = 'set config_file to the supervisord config, or pass socket explicitly'
-                raise SupervisorError('Cannot read supervisord config file %s: %s; %s.'
-                                      % (path, exc, hint), kind=KIND_CONFIG)
-        return result
-    parser = configparser.RawConfigParser(inline_comment_prefixes=(';', '#'), strict=False)
-    try:
-        parser.read_string(text, source=path)
-    except configparser.Error as exc:
-        raise SupervisorError('Cannot parse supervisord config file %s: %s' % (path, exc),
-                              kind=KIND_CONFIG)
-    here = os.path.dirname(os.path.abspath(path))
-
-    def get(section, key):
-        if parser.has_section(section) and parser.has_option(section, key):
-            value = parser.get(section, key).strip()
-            return _expand(value, here) if value != '' else None
-        return None
-
-    result.update(
-        exists=True,
-        unix_file=get('unix_http_server', 'file'),
-        unix_username=get('unix_http_server', 'username'),
-        unix_password=get('unix_http_server', 'password'),
-        ctl_serverurl=get('supervisorctl', 'serverurl'),
-        ctl_username=get('supervisorctl', 'username'),
-        ctl_password=get('supervisorctl', 'password'),
-    )
-    return result
+    if socket_path:
+        url = _url_from_option(socket_path)
+        return url.startswith('unix://') and not os.path.exists(url[len('unix://'):])
+    return not os.path.exists(config_file or DEFAULT_CONFIG_FILE) and not os.path.exists(DEFAULT_SOCKET)
 
 
-def _normalize_url(value, base_dir=None):
+# --------------------------------------------------------------------------------------------
+# Endpoint
+# --------------------------------------------------------------------------------------------
+
+def _url_from_option(value):
+    """The ``socket`` option: a unix socket path, ``unix:///path`` or ``http://host:port``."""
     value = value.strip()
-    if value.startswith('unix://'):
-        path = value[len('unix://'):]
-    elif value.startswith('http://') or value.startswith('https://'):
+    if value.startswith('http://') or value.startswith('https://'):
         return value
-    else:
-        path = value
-    if base_dir and not os.path.isabs(path):
-        path = os.path.join(base_dir, path)
-    return 'unix://' + os.path.normpath(path)
+    if value.startswith('unix://'):
+        value = value[len('unix://'):]
+    return 'unix://' + os.path.normpath(os.path.abspath(value))
+
+
+def read_client_config(path, required=False):
+    """``[supervisorctl]`` serverurl, username and password of ``path``, read by supervisor's ``ClientOptions``.
+
+    Returns ``None`` when ``path`` does not exist and was not ``required`` (the default path on a host
+    without a config).  Raises :class:`SupervisorError` (``KIND_CONFIG``) when it cannot be used.
+    """
+    if not HAS_SUPERVISOR:
+        raise SupervisorError(missing_supervisor_message(), kind=KIND_CONFIG)
+    if not required and not os.path.exists(path):
+        return None
+    options = ClientOptions()
+    try:
+        section = options.read_config(path)
+    except ValueError as exc:
+        if 'supervisorctl section' in str(exc):
+            hint = ('add a [supervisorctl] section with serverurl=unix:///path/to/the.sock (as Debian\'s '
+                    'file has), or set the socket option')
+        elif os.path.exists(path) and not os.access(path, os.R_OK):
+            hint = 'run the task with become: true, or pass socket/username/password explicitly'
+        else:
+            hint = 'set config_file to the supervisord config, or pass socket explicitly'
+        raise SupervisorError('Cannot use supervisord config file %s: %s; %s.' % (path, exc, hint),
+                              kind=KIND_CONFIG)
+    except Exception as exc:  # pylint: disable=broad-except
+        # configparser errors, bad %(...)s expansions: what supervisorctl -c would also stop on
+        raise SupervisorError('Cannot parse supervisord config file %s: %s' % (path, exc), kind=KIND_CONFIG)
+    return dict(serverurl=section.serverurl, username=section.username, password=section.password)
 
 
 def resolve_endpoint(socket_path=None, username=None, password=None, config_file=None,
                      config_file_required=False):
-    """Work out the server URL and credentials to use.
+    """Server URL and credentials, as ``supervisorctl -c config_file [-s socket] [-u ...] [-p ...]`` would use.
 
-    Order: explicit options; then the daemon config's ``[unix_http_server] file`` (where the daemon
-    really listens), then ``[supervisorctl] serverurl``; then ``/var/run/supervisor.sock``.
-    Credentials: options, then ``[supervisorctl] username/password``, then ``[unix_http_server]``
-    ones unless the password there is a ``{SHA}`` hash.
-
-    Returns dict(serverurl, username, password, socket_path, source, config).
+    Returns dict(serverurl, username, password, socket_path, source).
     """
-    conf = read_daemon_config(config_file, required=config_file_required)
-    here = os.path.dirname(os.path.abspath(config_file)) if config_file else None
+    conf = read_client_config(config_file, required=config_file_required) if config_file else None
     if socket_path:
-        serverurl, source = _normalize_url(socket_path), 'option'
-    elif conf['unix_file']:
-        serverurl, source = _normalize_url(conf['unix_file'], here), '[unix_http_server] file in %s' % config_file
-    elif conf['ctl_serverurl'] and conf['ctl_serverurl'].strip().upper() != 'AUTO':
-        serverurl, source = _normalize_url(conf['ctl_serverurl'], here), '[supervisorctl] serverurl in %s' % config_file
+        serverurl, source = _url_from_option(socket_path), 'option'
+    elif conf is not None:
+        serverurl, source = conf['serverurl'], '[supervisorctl] serverurl in %s' % config_file
     else:
         serverurl, source = 'unix://' + DEFAULT_SOCKET, 'default'
-
-    if username is None and password is None:
-        if conf['ctl_username'] is not None or conf['ctl_password'] is not None:
-            username, password = conf['ctl_username'], conf['ctl_password']
-        elif conf['unix_username'] is not None and not (conf['unix_password'] or '').upper().startswith('{SHA}'):
-            username, password = conf['unix_username'], conf['unix_password']
+    if username is None and password is None and conf is not None:
+        username, password = conf['username'], conf['password']
     sock = serverurl[len('unix://'):] if serverurl.startswith('unix://') else None
-    return dict(serverurl=serverurl, username=username, password=password, socket_path=sock,
-                source=source, config=conf)
+    return dict(serverurl=serverurl, username=username, password=password, socket_path=sock, source=source)
 
 
 def socket_identity(path):
@@ -229,83 +203,31 @@ def socket_identity(path):
 
 
 # --------------------------------------------------------------------------------------------
-# Transports
+# Transport
 # --------------------------------------------------------------------------------------------
 
-class UnixHTTPConnection(http_client.HTTPConnection):
-    """``HTTPConnection`` over an AF_UNIX socket, with a timeout."""
+class TimeoutTransport(SupervisorTransport):
+    """supervisor's ``SupervisorTransport`` with a timeout on every call.
 
-    def __init__(self, socket_path, timeout=DEFAULT_CALL_TIMEOUT):
-        http_client.HTTPConnection.__init__(self, 'localhost', timeout=timeout)
-        self.socket_path = socket_path
+    supervisor opens its sockets without a timeout, so a daemon that accepts the connection but never
+    answers (stopped, or stuck) would hang the module for ever.  This subclass overrides only
+    ``request``, the public method of ``xmlrpc.client.Transport``: around supervisor's own ``request`` it
+    sets the process' default socket timeout, which the socket that supervisor creates inside it (a
+    ``UnixStreamHTTPConnection`` or an ``http.client.HTTPConnection``) takes on, and keeps for the persistent
+    connection.  Nothing private of supervisor is touched.
+    """
 
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except Exception:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-def _basic_auth(username, password):
-    raw = ('%s:%s' % (username, password)).encode('utf-8')
-    return 'Basic ' + base64.b64encode(raw).decode('ascii')
-
-
-class UnixTransport(xmlrpc_client.Transport):
-    """Fallback xmlrpc transport (no ``supervisor`` package on the target)."""
-
-    def __init__(self, socket_path=None, username=None, password=None, timeout=DEFAULT_CALL_TIMEOUT):
-        xmlrpc_client.Transport.__init__(self)
-        self.socket_path = socket_path
-        self.username = username
-        self.password = password
+    def __init__(self, username=None, password=None, serverurl=None, timeout=DEFAULT_CALL_TIMEOUT):
+        SupervisorTransport.__init__(self, username, password, serverurl)
         self.timeout = timeout
 
-    def make_connection(self, host):
-        if self._connection and self._connection[0] == host:
-            return self._connection[1]
-        if self.socket_path:
-            conn = UnixHTTPConnection(self.socket_path, timeout=self.timeout)
-        else:
-            conn = http_client.HTTPConnection(host, timeout=self.timeout)
-        self._connection = host, conn
-        self._extra_headers = []
-        if self.username is not None and self.password is not None:
-            self._extra_headers = [('Authorization', _basic_auth(self.username, self.password))]
-        return conn
-
-
-if HAS_SUPERVISOR:
-    class _TimeoutUnixStreamHTTPConnection(_SupervisorUnixConnection):
-        """supervisor's unix connection, plus a socket timeout."""
-
-        def connect(self):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self.timeout)
-            try:
-                sock.connect(self.socketfile)
-            except Exception:
-                sock.close()
-                raise
-            self.sock = sock
-
-    class TimeoutSupervisorTransport(_SupervisorTransport):
-        """``supervisor.xmlrpc.SupervisorTransport`` with a socket timeout on unix sockets."""
-
-        def __init__(self, username=None, password=None, serverurl=None, timeout=DEFAULT_CALL_TIMEOUT):
-            super(TimeoutSupervisorTransport, self).__init__(username, password, serverurl)
-            if serverurl.startswith('unix://'):
-                def get_connection(path=serverurl[len('unix://'):], timeout=timeout):
-                    conn = _TimeoutUnixStreamHTTPConnection('localhost', timeout=timeout)
-                    conn.socketfile = path
-                    return conn
-                self._get_connection = get_connection
-else:  # pragma: no cover
-    TimeoutSupervisorTransport = None
+    def request(self, host, handler, request_body, verbose=False):
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(self.timeout)
+        try:
+            return SupervisorTransport.request(self, host, handler, request_body, verbose)
+        finally:
+            socket.setdefaulttimeout(previous)
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,41 +237,28 @@ else:  # pragma: no cover
 class SupervisorClient(object):
     """Thin, error-translating wrapper around supervisord's XML-RPC API."""
 
-    def __init__(self, serverurl, username=None, password=None, timeout=DEFAULT_CALL_TIMEOUT,
-                 use_supervisor_transport=None, source=None):
+    def __init__(self, serverurl, username=None, password=None, timeout=DEFAULT_CALL_TIMEOUT, source=None):
         if not (serverurl.startswith('unix://') or serverurl.startswith('http://')):
             raise SupervisorError('Unsupported supervisord server URL %r: use a unix socket path, '
                                   'unix:///path or http://host:port.' % serverurl, kind=KIND_CONFIG)
+        if not HAS_SUPERVISOR:
+            raise SupervisorError(missing_supervisor_message(), kind=KIND_CONFIG)
         self.serverurl = serverurl
         self.username = username
         self.password = password
         self.timeout = timeout
         self.source = source
-        if use_supervisor_transport is None:
-            use_supervisor_transport = HAS_SUPERVISOR
-        self.use_supervisor_transport = bool(use_supervisor_transport and HAS_SUPERVISOR)
         self._proxy = None
 
     @property
     def socket_path(self):
         return self.serverurl[len('unix://'):] if self.serverurl.startswith('unix://') else None
 
-    @property
-    def transport_name(self):
-        return 'supervisor.xmlrpc.SupervisorTransport' if self.use_supervisor_transport else 'builtin'
-
     def _make_proxy(self):
-        if self.use_supervisor_transport:
-            transport = TimeoutSupervisorTransport(self.username, self.password, self.serverurl,
-                                                   timeout=self.timeout)
-            # host part is ignored by the unix transport
-            return xmlrpc_client.ServerProxy('http://127.0.0.1', transport=transport)
-        if self.socket_path:
-            transport = UnixTransport(self.socket_path, self.username, self.password, self.timeout)
-            return xmlrpc_client.ServerProxy('http://localhost/RPC2', transport=transport)
-        url = self.serverurl.rstrip('/') + '/RPC2'
-        transport = UnixTransport(None, self.username, self.password, self.timeout)
-        return xmlrpc_client.ServerProxy(url, transport=transport)
+        """What ``ClientOptions.getServerProxy`` builds, with :class:`TimeoutTransport` for its transport."""
+        transport = TimeoutTransport(self.username, self.password, self.serverurl, timeout=self.timeout)
+        # ServerProxy needs an http URL; the transport connects to its own serverurl.
+        return xmlrpc_client.ServerProxy('http://127.0.0.1', transport=transport)
 
     def close(self):
         if self._proxy is not None:
@@ -501,11 +410,10 @@ class SupervisorClient(object):
 
 
 def connect_from_params(socket_path=None, username=None, password=None, config_file=None,
-                        config_file_required=False, timeout=DEFAULT_CALL_TIMEOUT, use_supervisor_transport=None):
+                        config_file_required=False, timeout=DEFAULT_CALL_TIMEOUT):
     """Build a :class:`SupervisorClient` from module-style parameters."""
     ep = resolve_endpoint(socket_path, username, password, config_file, config_file_required)
-    return SupervisorClient(ep['serverurl'], ep['username'], ep['password'], timeout=timeout,
-                            use_supervisor_transport=use_supervisor_transport, source=ep['source'])
+    return SupervisorClient(ep['serverurl'], ep['username'], ep['password'], timeout=timeout, source=ep['source'])
 
 
 def _refused_message(where, path):

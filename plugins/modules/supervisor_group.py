@@ -26,8 +26,8 @@ description:
     group with two or more workers never stops consuming.
   - Reports, per process, the state before and after, the pid, how long it took to stop and whether
     supervisor had to SIGKILL it because it outlived C(stopwaitsecs).
-  - Uses supervisor's own C(SupervisorTransport) when the C(supervisor) Python package is importable
-    on the target, and a small built-in unix socket transport otherwise.
+  - Talks to supervisord with supervisor's own client code (C(ClientOptions), C(SupervisorTransport),
+    C(Faults)), as C(supervisorctl) does, plus a timeout per call.
 author:
   - authops maintainers (@authops)
 extends_documentation_fragment:
@@ -146,7 +146,9 @@ seealso:
     description: The API this module uses.
     link: https://supervisord.org/api.html
 requirements:
-  - supervisord 3.x or 4.x listening on a unix socket (or inet HTTP server).
+  - supervisord 4.x listening on a unix socket (or inet HTTP server).
+  - The C(supervisor) Python package for the target's Python (Debian's and Ubuntu's C(supervisor) package
+    installs it for C(/usr/bin/python3)).
 """
 
 EXAMPLES = r"""
@@ -371,6 +373,9 @@ processes:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+    HAS_SUPERVISOR,
+    SUPERVISOR_IMPORT_ERROR,
+    missing_supervisor_message,
     SupervisorError,
     connect_from_module_params,
     connection_argument_spec,
@@ -396,6 +401,8 @@ def main():
         poll_interval=dict(type='float', default=0.5),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if not HAS_SUPERVISOR:
+        module.fail_json(msg=missing_supervisor_message(), exception=SUPERVISOR_IMPORT_ERROR)
     p = module.params
     try:
         client = connect_from_module_params(p)

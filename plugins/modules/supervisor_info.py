@@ -34,8 +34,13 @@ options:
       - Return an empty list instead of failing when the socket does not exist, nothing listens on it
         (supervisord is down) or O(name) is unknown, for example on a host where the group is not
         installed yet.
+      - Also when the C(supervisor) Python package is missing and neither the socket nor the config file
+        exists (supervisor not installed yet).
     type: bool
     default: false
+requirements:
+  - The C(supervisor) Python package for the target's Python (Debian's and Ubuntu's C(supervisor) package
+    installs it for C(/usr/bin/python3)).
 notes:
   - The program of a process is its name without a trailing C(_NN), as Auth's
     C(process_name=%(program_name)s_%(process_num)02d) makes them; supervisor does not report it.
@@ -116,12 +121,16 @@ processes:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+    HAS_SUPERVISOR,
+    SUPERVISOR_IMPORT_ERROR,
+    missing_supervisor_message,
     KIND_BAD_NAME,
     KIND_REFUSED,
     KIND_SOCKET_MISSING,
     SupervisorError,
     connect_from_module_params,
     connection_argument_spec,
+    visibly_absent,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect
 
@@ -134,6 +143,10 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
+    if not HAS_SUPERVISOR:
+        if p['missing_ok'] and visibly_absent(p['socket'], p['config_file']):
+            module.exit_json(changed=False, found=False, processes=[])
+        module.fail_json(msg=missing_supervisor_message(), exception=SUPERVISOR_IMPORT_ERROR)
     try:
         client = connect_from_module_params(p)
         processes = collect(client, p['name'])

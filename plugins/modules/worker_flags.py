@@ -250,6 +250,8 @@ options:
     description:
       - Directory of the files supervisord (root) opens for the programs' output. It must be a
         directory only root can write, or a user could point a log file at a file of root's.
+      - The module fails when it, or its parent, exists and is not a directory owned by root that
+        only root can write.
     type: path
     default: /var/log/supervisor/myauth
   program_defaults:
@@ -642,7 +644,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags
     worker_argument_spec,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError
-from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts
+from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts, root_only_dir_problems
 from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import plan_group
 
 
@@ -698,6 +700,11 @@ def _host(module):
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
+    log_dir_problems = root_only_dir_problems(params["log_dir"])
+    if log_dir_problems:
+        module.fail_json(msg="%s: supervisord opens the programs' log files there as root, so a user who can "
+                             "change it can point a log file at any file of root's. Use a directory only root "
+                             "writes (the default is under supervisor's log directory)." % "; ".join(log_dir_problems))
     (cpu_count, cpu_source), (memory_total, memory_source) = _host(module)
     layout = dict(directory=params["project_dir"], user=params["user"], log_dir=params["log_dir"],
                   group_name=params["group_name"], app=params["app"], celery_bin=params["celery_bin"])

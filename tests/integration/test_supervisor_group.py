@@ -345,17 +345,16 @@ def test_permission_denied(myauth, module_runner):
         os.chmod(locked, stat.S_IRWXU)
 
 
-def test_both_transports_talk_to_real_daemon(myauth):
-    """The builtin (no supervisor package) transport and supervisor's own one behave the same."""
+def test_supervisors_own_client_talks_to_real_daemon(myauth):
+    """supervisor's transport (with the per-call timeout) against a real daemon with basic auth."""
     sd = myauth
-    for use in (True, False):
-        client = SupervisorClient('unix://' + sd.socket, 'admin', 's3cret', timeout=5, use_supervisor_transport=use)
-        assert client.get_state()['statename'] == 'RUNNING'
-        assert sorted(i['name'] for i in client.get_all_process_info()) == ['graceful', 'stubborn']
-        bad = SupervisorClient('unix://' + sd.socket, 'admin', 'nope', timeout=5, use_supervisor_transport=use)
-        with pytest.raises(SupervisorError) as err:
-            bad.get_state()
-        assert err.value.kind == KIND_AUTH
-        with pytest.raises(SupervisorError) as err:
-            client.stop_process_group('nosuchgroup')
-        assert 'nosuchgroup' in str(err.value)
+    client = SupervisorClient('unix://' + sd.socket, 'admin', 's3cret', timeout=5)
+    assert client.get_state()['statename'] == 'RUNNING'
+    assert sorted(i['name'] for i in client.get_all_process_info()) == ['graceful', 'stubborn']
+    bad = SupervisorClient('unix://' + sd.socket, 'admin', 'nope', timeout=5)
+    with pytest.raises(SupervisorError) as err:
+        bad.get_state()
+    assert err.value.kind == KIND_AUTH
+    with pytest.raises(SupervisorError) as err:
+        client.stop_process_group('nosuchgroup')
+    assert 'nosuchgroup' in str(err.value)

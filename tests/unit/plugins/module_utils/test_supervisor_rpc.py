@@ -40,60 +40,103 @@ def conf(tmp_path):
     return str(path)
 
 
-def test_read_daemon_config_expands_here_and_strips_comments(conf, tmp_path):
-    data = rpc.read_daemon_config(conf)
-    assert data['exists'] is True
-    assert data['unix_file'] == str(tmp_path / 'run' / 'supervisor.sock')
-    assert data['ctl_serverurl'] == 'unix:///var/run/other.sock'
-    assert data['ctl_password'] == 'plain'
-    assert data['unix_password'].startswith('{SHA}')
+def test_config_is_read_as_supervisorctl_reads_it(conf):
+    """[supervisorctl] serverurl/username/password, inline comments stripped by supervisor's parser."""
+    data = rpc.read_client_config(conf)
+    assert data == dict(serverurl='unix:///var/run/other.sock', username='admin', password='plain')
 
 
-def test_read_daemon_config_env_expansion(tmp_path, monkeypatch):
+def test_here_and_env_expansion(tmp_path, monkeypatch):
     monkeypatch.setenv('SOCKDIR', '/srv/x')
     path = tmp_path / 'c.conf'
-    path.write_text('[unix_http_server]\nfile=%(ENV_SOCKDIR)s/s.sock\n')
-    assert rpc.read_daemon_config(str(path))['unix_file'] == '/srv/x/s.sock'
+    path.write_text('[supervisorctl]\nserverurl=unix://%(ENV_SOCKDIR)s/s.sock\nusername=%(ENV_SOCKDIR)s\n')
+    data = rpc.read_client_config(str(path))
+    assert data['serverurl'] == 'unix:///srv/x/s.sock' and data['username'] == '/srv/x'
+    path.write_text('[supervisorctl]\nserverurl=unix://%(here)s/s.sock\n')
+    assert rpc.read_client_config(str(path))['serverurl'] == 'unix://%s/s.sock' % tmp_path
+
+
+def test_section_without_serverurl_gets_supervisorctl_default(tmp_path):
+    path = tmp_path / 'c.conf'
+    path.write_text('[supervisorctl]\n')
+    assert rpc.read_client_config(str(path))['serverurl'] == 'http://localhost:9001'
 
 
 def test_missing_default_config_is_fine_but_explicit_is_an_error(tmp_path):
     missing = str(tmp_path / 'nope.conf')
-    assert rpc.read_daemon_config(missing)['exists'] is False
+    assert rpc.read_client_config(missing) is None
     with pytest.raises(rpc.SupervisorError) as err:
-        rpc.read_daemon_config(missing, required=True)
-    assert 'Cannot read supervisord config file' in err.value.msg
+        rpc.read_client_config(missing, required=True)
+    assert 'could not find config file' in err.value.msg and 'set config_file' in err.value.msg
     assert err.value.kind == rpc.KIND_CONFIG
+
+
+def test_config_without_supervisorctl_section_says_what_to_add(tmp_path):
+    path = tmp_path / 'c.conf'
+    path.write_text('[unix_http_server]\nfile=/run/s.sock\n')
+    with pytest.raises(rpc.SupervisorError) as err:
+        rpc.read_client_config(str(path))
+    assert '[supervisorctl] section with serverurl=' in err.value.msg and 'socket option' in err.value.msg
 
 
 def test_unparsable_config(tmp_path):
     path = tmp_path / 'bad.conf'
     path.write_text('no section header\n')
     with pytest.raises(rpc.SupervisorError) as err:
-        rpc.read_daemon_config(str(path))
+        rpc.read_client_config(str(path))
     assert 'Cannot parse' in err.value.msg
 
 
 def test_resolve_endpoint_order(conf, tmp_path):
     ep = rpc.resolve_endpoint(config_file=conf)
-    # the daemon's own [unix_http_server] file wins over [supervisorctl] serverurl
-    assert ep['serverurl'] == 'unix://' + str(tmp_path / 'run' / 'supervisor.sock')
-    assert ep['socket_path'] == str(tmp_path / 'run' / 'supervisor.sock')
-    # client credentials come from [supervisorctl] (the [unix_http_server] one is a hash)
+    assert ep['serverurl'] == 'unix:///var/run/other.sock' and ep['socket_path'] == '/var/run/other.sock'
     assert (ep['username'], ep['password']) == ('admin', 'plain')
+    assert ep['source'] == '[supervisorctl] serverurl in %s' % conf
     ep = rpc.resolve_endpoint(socket_path='/x/y.sock', username='u', password='p', config_file=conf)
     assert (ep['serverurl'], ep['username'], ep['password'], ep['source']) == ('unix:///x/y.sock', 'u', 'p', 'option')
+    ep = rpc.resolve_endpoint(socket_path='unix:///x/../y.sock', config_file=conf)
+    assert ep['serverurl'] == 'unix:///y.sock' and ep['username'] == 'admin'
     ep = rpc.resolve_endpoint(socket_path='http://127.0.0.1:9001', config_file=str(tmp_path / 'none'))
     assert ep['serverurl'] == 'http://127.0.0.1:9001' and ep['socket_path'] is None
     ep = rpc.resolve_endpoint(config_file=str(tmp_path / 'none'))
     assert ep['serverurl'] == 'unix:///var/run/supervisor.sock' and ep['username'] is None
 
 
-def test_resolve_endpoint_falls_back_to_supervisorctl_and_plain_unix_credentials(tmp_path):
+def test_relative_serverurl_is_normalised_like_supervisorctl(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     path = tmp_path / 'c.conf'
-    path.write_text('[unix_http_server]\nusername=a\npassword=b\n[supervisorctl]\nserverurl=unix://rel.sock\n')
-    ep = rpc.resolve_endpoint(config_file=str(path))
-    assert ep['serverurl'] == 'unix://' + str(tmp_path / 'rel.sock')
-    assert (ep['username'], ep['password']) == ('a', 'b')
+    path.write_text('[supervisorctl]\nserverurl=unix://rel.sock\n')
+    assert rpc.resolve_endpoint(config_file=str(path))['serverurl'] == 'unix://' + str(tmp_path / 'rel.sock')
+
+
+def test_fault_codes_come_from_supervisor():
+    from supervisor.xmlrpc import Faults
+    assert rpc.FAULT_BAD_NAME == Faults.BAD_NAME and rpc.FAULT_NOT_RUNNING == Faults.NOT_RUNNING
+    assert rpc.FAULT_NAMES[Faults.SPAWN_ERROR] == 'SPAWN_ERROR'
+    assert None not in (rpc.FAULT_SHUTDOWN_STATE, rpc.FAULT_NO_FILE, rpc.FAULT_NOT_EXECUTABLE,
+                        rpc.FAULT_ALREADY_STARTED, rpc.FAULT_SUCCESS)
+
+
+def test_no_private_method_of_supervisor_is_overridden():
+    """TimeoutTransport may override public xmlrpc.client.Transport API only."""
+    own = set(vars(rpc.TimeoutTransport)) - {'__module__', '__doc__', '__dict__', '__weakref__', '__qualname__'}
+    assert own == {'__init__', 'request'}
+
+
+def test_timeout_applies_to_supervisors_own_socket(tmp_path):
+    """A daemon that accepts and never answers: the call fails after call_timeout instead of hanging."""
+    path = str(tmp_path / 'mute.sock')
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    try:
+        client = rpc.SupervisorClient('unix://' + path, timeout=0.3)
+        with pytest.raises(rpc.SupervisorError) as err:
+            client.get_state()
+        assert err.value.kind == rpc.KIND_TIMEOUT and 'within 0.3s' in err.value.msg
+        assert socket.getdefaulttimeout() is None  # restored
+    finally:
+        server.close()
 
 
 def _client():
@@ -170,29 +213,23 @@ def test_optional_log_reads_tolerate_faults(monkeypatch):
     assert client.tail_process_log('x') == ''
 
 
-def test_builtin_transport_sends_basic_auth():
-    transport = rpc.UnixTransport('/run/s.sock', 'admin', 'pw', timeout=3)
-    conn = transport.make_connection('localhost')
-    assert isinstance(conn, rpc.UnixHTTPConnection)
-    assert conn.socket_path == '/run/s.sock' and conn.timeout == 3
-    assert transport._extra_headers == [('Authorization', 'Basic YWRtaW46cHc=')]
-    assert transport.make_connection('localhost') is conn
-
-
-def test_client_transport_choice():
-    assert rpc.SupervisorClient('unix:///x', use_supervisor_transport=False).transport_name == 'builtin'
-    if rpc.HAS_SUPERVISOR:
-        assert rpc.SupervisorClient('unix:///x').transport_name.startswith('supervisor.')
+def test_unsupported_url():
     with pytest.raises(rpc.SupervisorError):
         rpc.SupervisorClient('ftp://x')
 
 
-def test_builtin_transport_reports_missing_socket(tmp_path):
-    for use in (False, True):
-        client = rpc.SupervisorClient('unix://' + str(tmp_path / 'none.sock'), use_supervisor_transport=use)
-        with pytest.raises(rpc.SupervisorError) as err:
-            client.get_state()
-        assert err.value.kind == rpc.KIND_SOCKET_MISSING and err.value.is_connection_error
+def test_missing_socket_is_a_connection_error(tmp_path):
+    client = rpc.SupervisorClient('unix://' + str(tmp_path / 'none.sock'))
+    with pytest.raises(rpc.SupervisorError) as err:
+        client.get_state()
+    assert err.value.kind == rpc.KIND_SOCKET_MISSING and err.value.is_connection_error
+
+
+def test_without_supervisor_the_message_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(rpc, 'HAS_SUPERVISOR', False)
+    with pytest.raises(rpc.SupervisorError) as err:
+        rpc.SupervisorClient('unix:///run/s.sock')
+    assert 'supervisor' in err.value.msg and 'ansible_python_interpreter' in err.value.msg
 
 
 def test_socket_identity(tmp_path):
@@ -219,3 +256,14 @@ def test_a_regular_file_is_not_called_a_stale_socket(tmp_path):
     with pytest.raises(Error) as err:
         connect(socket_path=str(path)).get_state()
     assert "is not a socket (a regular file)" in err.value.msg and "stale" not in err.value.msg
+
+
+def test_visibly_absent(tmp_path):
+    assert rpc.visibly_absent(str(tmp_path / 'none.sock')) is True
+    sock = tmp_path / 'there.sock'
+    sock.write_text('')
+    assert rpc.visibly_absent(str(sock)) is False
+    assert rpc.visibly_absent('http://127.0.0.1:9001') is False
+    conf = tmp_path / 'supervisord.conf'
+    conf.write_text('[supervisorctl]\n')
+    assert rpc.visibly_absent(None, str(conf)) is False
