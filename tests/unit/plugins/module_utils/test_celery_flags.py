@@ -228,8 +228,8 @@ def test_auto_pool_from_workload(workload, pool):
 def test_auto_concurrency_defaults():
     assert one({"name": "w", "workload": "cpu"}, cpu_count=6)["concurrency"] == 6
     assert one({"name": "w", "workload": "io"})["concurrency"] == 20
-    assert one({"name": "w", "pool": "gevent"})["concurrency"] == 10
-    assert one({"name": "w", "pool": "eventlet"})["concurrency"] == 10
+    assert one({"name": "w", "pool": "gevent"})["concurrency"] == 20
+    assert one({"name": "w", "pool": "eventlet"})["concurrency"] == 20
     assert one({"name": "w", "workload": "mixed"})["concurrency"] == 5
 
 
@@ -410,9 +410,9 @@ def test_stopwaitsecs_recommended():
 
 
 def test_stopwaitsecs_warning():
-    result = plan([{"name": "w", "pool": "threads", "time_limit": 900}])
+    result = plan([{"name": "w", "pool": "prefork", "time_limit": 900}])
     assert any(x.startswith("w: stopwaitsecs 600") for x in result["warnings"])
-    result = plan([{"name": "w", "pool": "threads", "time_limit": 300}])
+    result = plan([{"name": "w", "pool": "prefork", "time_limit": 300}])
     assert result["warnings"] == []
     assert result["workers"][0]["stopwaitsecs_recommended"] == 600
 
@@ -519,3 +519,142 @@ def test_prefork_memmon_limit_above_idle_tree_is_explained():
     w = result["workers"][0]
     assert not any("whole tree" in x for x in result["warnings"])
     assert any("covers the prefork tree" in x for x in w["explain"])
+
+
+# --------------------------------------------------------------------------- sizing model (issue 11)
+
+from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (  # noqa: E402
+    auto_pool,
+    size_pool,
+)
+
+
+def measured(name="worker", tasks=400, task_seconds=0.125, cpu=0.005, backlog_min=0, in_flight=5.0):
+    return {"name": name, "tasks": tasks, "task_seconds": task_seconds, "cpu_seconds_per_task": cpu,
+            "backlog_min": backlog_min, "in_flight_mean": in_flight}
+
+
+@pytest.mark.parametrize("wall,cpu,expected", [
+    (0.125, 0.005, 20),   # the bench's DB task: the documented default
+    (0.100, 0.010, 8),
+    (1.0, 0.004, 200),
+    (0.05, 0.05, 1),      # CPU-bound on threads: one slot already fills the core
+    (0.01, 1.0, 1),       # never below one
+])
+def test_size_pool_slots_follow_wall_over_cpu(wall, cpu, expected):
+    size = size_pool("threads", "io", 2, measured(task_seconds=wall, cpu=cpu))
+    assert size["concurrency"] == expected
+    assert size["measured"]
+
+
+def test_size_pool_without_measurement_uses_bench_defaults():
+    size = size_pool("threads", "io", 8)
+    assert (size["concurrency"], size["numprocs"], size["measured"]) == (20, 1, False)
+    assert any("no measurement" in line for line in size["explain"])
+    assert size_pool("threads", "mixed", 8)["concurrency"] == 5
+    assert size_pool("prefork", "cpu", 6) == dict(concurrency=6, numprocs=1, measured=False,
+                                                   explain=["concurrency=6: one prefork child per CPU (6 CPUs)"])
+    assert size_pool("solo", "io", 6)["concurrency"] == 1
+
+
+def test_numprocs_grows_to_the_cpus_only_when_work_waits():
+    assert size_pool("threads", "io", 4, measured(backlog_min=30))["numprocs"] == 4
+    # no backlog: what the measured tasks in flight need, at 80 % utilisation, 20 per process
+    assert size_pool("threads", "io", 4, measured(in_flight=5))["numprocs"] == 1
+    assert size_pool("threads", "io", 4, measured(in_flight=30))["numprocs"] == 2
+    assert size_pool("threads", "io", 4, measured(in_flight=500))["numprocs"] == 4
+
+
+def test_a_thin_profile_is_not_used():
+    assert not size_pool("threads", "io", 4, measured(tasks=3, backlog_min=9))["measured"]
+    w = one({"name": "worker"}, profile={"workers": [measured(tasks=3, backlog_min=9)]})
+    assert (w["concurrency"], len(w["process_names"])) == (20, 1)
+    assert any("profile not used" in line for line in w["explain"])
+
+
+def test_plan_from_a_profile_grows_numprocs_and_keeps_single_slot_workers():
+    profile = {"db_driver": "mysqlclient", "workers": [
+        measured("worker", task_seconds=0.2, cpu=0.004, backlog_min=50),
+        measured("worker_services", task_seconds=0.2, cpu=0.004, backlog_min=50)]}
+    result = plan([{"name": "worker"}, {"name": "worker_services", "queues": ["services"], "single_threaded": True}],
+                  cpu_count=2, profile=profile)
+    worker, services = result["workers"]
+    assert (worker["pool"], worker["concurrency"], worker["process_names"]) == ("threads", 40, ["worker_00", "worker_01"])
+    assert (services["pool"], services["concurrency"], services["process_names"]) == ("prefork", 1, ["worker_services_00"])
+    assert result["budget"]["db_connections"] == 81
+
+
+def test_auto_numprocs_bounded_by_the_db_budget():
+    profile = {"workers": [measured(task_seconds=1.0, cpu=0.002, backlog_min=5)]}
+    w = plan([{"name": "worker"}], cpu_count=4, profile=profile, db_connection_budget=100)["workers"][0]
+    assert len(w["process_names"]) == 4
+    assert w["db_connections"] <= 100
+    assert any("capped" in line or "(model: 400)" in line for line in w["explain"])
+
+
+def test_given_numprocs_and_concurrency_are_kept():
+    profile = {"workers": [measured(backlog_min=50)]}
+    w = one({"name": "worker", "numprocs": 3}, cpu_count=2, profile=profile)
+    assert len(w["process_names"]) == 3
+    w = one({"name": "worker", "concurrency": 7}, cpu_count=2, profile=profile)
+    assert (w["concurrency"], len(w["process_names"])) == (7, 1)
+
+
+def test_auto_numprocs_needs_process_num_in_the_name():
+    profile = {"workers": [measured(backlog_min=50)]}
+    w = one({"name": "worker", "process_name": "%(program_name)s"}, cpu_count=2, profile=profile)
+    assert w["process_names"] == ["worker"]
+
+
+@pytest.mark.parametrize("workload,driver,pool", [
+    ("io", "mysqlclient", "threads"),
+    ("io", "psycopg2", "threads"),
+    ("io", "unknown", "threads"),
+    ("io", "pymysql", "gevent"),
+    ("io", "none", "gevent"),
+    ("mixed", "pymysql", "threads"),
+    ("cpu", "pymysql", "prefork"),
+])
+def test_auto_pool_from_driver(workload, driver, pool):
+    assert auto_pool(workload, driver)[0] == pool
+    assert one({"name": "w", "workload": workload}, db_driver=driver)["pool"] == pool
+
+
+def test_driver_from_the_profile_unless_given():
+    assert one({"name": "w"}, profile={"db_driver": "pymysql", "workers": []})["pool"] == "gevent"
+    assert one({"name": "w"}, profile={"db_driver": "pymysql"}, db_driver="mysqlclient")["pool"] == "threads"
+    with pytest.raises(WorkerFlagsError, match="db_driver"):
+        one({"name": "w"}, db_driver="oracle")
+
+
+def test_gevent_with_mysqlclient_warns():
+    result = plan([{"name": "w", "pool": "gevent"}])
+    assert any("blocks every greenlet" in x for x in result["warnings"])
+
+
+@pytest.mark.parametrize("pool,limits,ignored", [
+    ("threads", {"time_limit": 300}, "--time-limit"),
+    ("threads", {"soft_time_limit": 200}, "--soft-time-limit"),
+    ("solo", {"time_limit": 300}, "--time-limit"),
+    ("gevent", {"time_limit": 300, "soft_time_limit": 200}, "--soft-time-limit"),
+    ("eventlet", {"soft_time_limit": 200}, "--soft-time-limit"),
+])
+def test_time_limits_the_pool_ignores(pool, limits, ignored):
+    worker = dict({"name": "w", "pool": pool}, **limits)
+    result = plan([worker])
+    warning = next(x for x in result["warnings"] if "silently" in x)
+    assert ignored in warning
+    with pytest.raises(WorkerFlagsError, match="strict: false"):
+        plan([worker], strict=True)
+
+
+def test_time_limits_enforced_give_no_warning():
+    assert not [x for x in plan([{"name": "w", "pool": "prefork", "time_limit": 300, "soft_time_limit": 200}])["warnings"]
+                if "silently" in x]
+    assert not [x for x in plan([{"name": "w", "pool": "gevent", "time_limit": 300}])["warnings"] if "silently" in x]
+
+
+@pytest.mark.parametrize("value", [0, -1, "many", True])
+def test_bad_numprocs_refused(value):
+    with pytest.raises(WorkerFlagsError, match="numprocs"):
+        one({"name": "w", "numprocs": value})
