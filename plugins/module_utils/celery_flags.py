@@ -72,10 +72,11 @@ COOPERATIVE_DRIVERS = ("pymysql", "none")
 #: host keeps room for gunicorn, MariaDB and Redis, and a slot is free when a burst arrives.
 TARGET_UTILIZATION = 0.8
 #: Task profile assumed without a measurement: the bench's DB task (a 100 ms ESI call, then 4 short
-#: queries through mysqlclient; 0.125 s wall), at 5 ms of worker CPU per task (bench/README.md).
-#: 0.8 x 0.125 / 0.005 = 20 threads, the best single-process row of the bench's DB set.
-DEFAULT_TASK_SECONDS = 0.125
-DEFAULT_TASK_CPU_SECONDS = 0.005
+#: queries through mysqlclient) as worker_profile measured it in `make bench` under Auth's threads 5
+#: (2 CPUs, load average 8.3 -> 7.5, 2026-11-28): 156 ms per task (Little's law), 6.8 ms of worker CPU
+#: per task. 0.8 x 0.156 / 0.0068 = 18 threads per process (bench/README.md).
+DEFAULT_TASK_SECONDS = 0.156
+DEFAULT_TASK_CPU_SECONDS = 0.0068
 #: A profile with fewer completed tasks than this in its window is not used for sizing.
 MIN_PROFILE_TASKS = 20
 

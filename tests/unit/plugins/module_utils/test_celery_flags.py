@@ -227,9 +227,9 @@ def test_auto_pool_from_workload(workload, pool):
 
 def test_auto_concurrency_defaults():
     assert one({"name": "w", "workload": "cpu"}, cpu_count=6)["concurrency"] == 6
-    assert one({"name": "w", "workload": "io"})["concurrency"] == 20
-    assert one({"name": "w", "pool": "gevent"})["concurrency"] == 20
-    assert one({"name": "w", "pool": "eventlet"})["concurrency"] == 20
+    assert one({"name": "w", "workload": "io"})["concurrency"] == 18
+    assert one({"name": "w", "pool": "gevent"})["concurrency"] == 18
+    assert one({"name": "w", "pool": "eventlet"})["concurrency"] == 18
     assert one({"name": "w", "workload": "mixed"})["concurrency"] == 5
 
 
@@ -483,11 +483,11 @@ def test_stock_auth_plan():
     ])
     beat, worker, services = result["workers"]
     assert beat["argv"] == ["/v/bin/celery", "-A", "myauth", "beat", "--loglevel=info"]
-    assert worker["pool"] == "threads" and worker["concurrency"] == 20
+    assert worker["pool"] == "threads" and worker["concurrency"] == 18
     assert services["pool"] == "prefork" and services["concurrency"] == 1
     assert result["packages"] == []
     assert result["memmon_limits"] == {"worker_00": "512MB"}
-    assert result["budget"]["db_connections"] == 22
+    assert result["budget"]["db_connections"] == 20
     assert [w["name"] for w in result["workers"]] == ["beat", "worker", "worker_services"]
 
 
@@ -549,7 +549,7 @@ def test_size_pool_slots_follow_wall_over_cpu(wall, cpu, expected):
 
 def test_size_pool_without_measurement_uses_bench_defaults():
     size = size_pool("threads", "io", 8)
-    assert (size["concurrency"], size["numprocs"], size["measured"]) == (20, 1, False)
+    assert (size["concurrency"], size["numprocs"], size["measured"]) == (18, 1, False)
     assert any("no measurement" in line for line in size["explain"])
     assert size_pool("threads", "mixed", 8)["concurrency"] == 5
     assert size_pool("prefork", "cpu", 6) == dict(concurrency=6, numprocs=1, measured=False,
@@ -568,7 +568,7 @@ def test_numprocs_grows_to_the_cpus_only_when_work_waits():
 def test_a_thin_profile_is_not_used():
     assert not size_pool("threads", "io", 4, measured(tasks=3, backlog_min=9))["measured"]
     w = one({"name": "worker"}, profile={"workers": [measured(tasks=3, backlog_min=9)]})
-    assert (w["concurrency"], len(w["process_names"])) == (20, 1)
+    assert (w["concurrency"], len(w["process_names"])) == (18, 1)
     assert any("profile not used" in line for line in w["explain"])
 
 
