@@ -342,7 +342,8 @@ class Bench:
             # every slot waits IO_DELAY + db_seconds; mysqlclient blocks a gevent hub for the queries
             per_proc = flags["concurrency"] / (IO_DELAY + db_seconds)
             return numprocs(flags) * (min(per_proc, 1 / db_seconds) if flags["pool"] == "gevent" else per_proc)
-        make_sig = lambda: self.tasks.esi_db.s(self.url, DB_QUERIES, DB_QUERY_SECONDS)  # noqa: E731
+        def make_sig():
+            return self.tasks.esi_db.s(self.url, DB_QUERIES, DB_QUERY_SECONDS)
         rows = self.run_configs("db: ", configs, make_sig, n, ideal, db=True)
         profile = self.profile_run(make_sig, n)
         rec = profile["recommended"]
@@ -661,8 +662,8 @@ def thresholds(report):
             prefork = rows[0]
             check("CPU: auto within 10% of prefork", auto["tasks_per_s"] / prefork["tasks_per_s"], ">= 0.9",
                   auto["tasks_per_s"] >= 0.9 * prefork["tasks_per_s"],
-                  "auto (%s) %.1f, prefork (%s) %.1f tasks/s" % (auto["key"], auto["tasks_per_s"], prefork["key"],
-                                                                   prefork["tasks_per_s"]))
+                  "auto (%s) %.1f, prefork (%s) %.1f tasks/s"
+                  % (auto["key"], auto["tasks_per_s"], prefork["key"], prefork["tasks_per_s"]))
         else:
             guide = _kind(rows, "guide_default")
             check("HTTP only: auto >= 15x the guide's default", auto["tasks_per_s"] / guide["tasks_per_s"], ">= 15",
@@ -736,8 +737,8 @@ def markdown(report):
     out.append("| threshold | value | target | met | figures |")
     out.append("|---|---:|---|---|---|")
     for t in report.get("thresholds", []):
-        out.append("| %s | %.2f | %s | %s | %s |" % (t["threshold"], t["value"], t["target"],
-                                                      "yes" if t["met"] else "**NO**", t["figures"]))
+        met = "yes" if t["met"] else "**NO**"
+        out.append("| %s | %.2f | %s | %s | %s |" % (t["threshold"], t["value"], t["target"], met, t["figures"]))
     a = cpu["cpu_plan_is_prefork"]
     out.append("\nassert worker_flags workload=cpu -> pool prefork: **%s** (pool=%s, concurrency=%d)\n"
                % ("OK" if a["ok"] else "FAILED", a["pool"], a["concurrency"]))

@@ -568,8 +568,8 @@ def _choose_pool(p, db_driver=DEFAULT_DB_DRIVER, db_driver_source="default"):
         if p["pool"] in ("gevent", "eventlet") and db_driver not in COOPERATIVE_DRIVERS and p["workload"] != "cpu":
             p["warnings"].append(
                 "pool %s with database driver %s (%s): each query blocks every %s of the process; "
-                "pool threads (or pool auto) overlaps them" % (p["pool"], db_driver, db_driver_source,
-                                                              "greenlet" if p["pool"] == "gevent" else "green thread"))
+                "pool threads (or pool auto) overlaps them"
+                % (p["pool"], db_driver, db_driver_source, "greenlet" if p["pool"] == "gevent" else "green thread"))
     elif p["single_threaded"]:
         p["pool"] = "prefork"
         explain.append(
@@ -726,11 +726,12 @@ def size_pool(pool, workload, cpu_count, profile=None, utilization=TARGET_UTILIZ
 
     * prefork: one child per CPU, one process.
     * threads, gevent, eventlet (one core per process): slots = utilisation x wall / CPU per task,
-      at least 1; the process is then ``utilization`` busy. Without a usable measurement, workload io
-      takes the bench's DB task (DEFAULT_TASK_SECONDS / DEFAULT_TASK_CPU_SECONDS), mixed takes
-      Auth's stock 5, and numprocs stays 1. With one, numprocs grows towards ``cpu_count``: to all
-      CPUs when work waited in the queue through the window (demand above what the workers did),
-      else to what the measured tasks in flight need at the target utilisation.
+      at least 1; the process is then ``utilization`` busy. Past that ceiling numprocs grows towards
+      ``cpu_count``. Without a usable measurement, workload io takes the bench's DB task
+      (DEFAULT_TASK_SECONDS / DEFAULT_TASK_CPU_SECONDS) and Auth's bursts (periodic updates of every
+      character and corporation queue far more tasks than one process clears): one process per CPU;
+      mixed takes Auth's stock 5 in one process. With a measurement: all CPUs when work waited in the
+      queue through the window, else what the measured tasks in flight need at the target utilisation.
     * solo: 1.
     """
     cpu_count = max(1, int(cpu_count))
@@ -756,8 +757,10 @@ def size_pool(pool, workload, cpu_count, profile=None, utilization=TARGET_UTILIZ
                % (slots, round(utilization * 100), wall * 1000, cpu * 1000, source, round(utilization * 100))]
     numprocs = 1
     if not measured:
-        explain.append("numprocs=1: no measurement; numprocs grows only when a measured worker shows "
-                       "work waiting (celery_workers_profile: observe)")
+        numprocs = cpu_count
+        explain.append("numprocs=%d: no measurement: Auth's periodic updates come in bursts that one process, capped "
+                       "at one core, clears slower than %d would: one process per CPU (celery_workers_profile: "
+                       "observe sizes it from the real load)" % (numprocs, numprocs))
     elif float(profile.get("backlog_min") or 0) > 0:
         numprocs = cpu_count
         explain.append("numprocs=%d: work waited in the queue through the whole window and one process "
@@ -786,7 +789,7 @@ def _usable_profile(profile):
 
 def _desired_size(p, worker, context):
     """What the sizing model wants for an auto worker before the DB and memory budgets; numprocs auto."""
-    numprocs_auto = p["numprocs"] is None
+    numprocs_auto = p["numprocs_auto"] = p["numprocs"] is None
     if numprocs_auto:
         p["numprocs"] = 1
     p["desired"] = p["desired_explain"] = None
@@ -821,7 +824,7 @@ def _desired_size(p, worker, context):
 
 def _names(p, worker):
     """Real process names, and a warning when several processes would share one node name."""
-    p["process_name"] = worker["process_name"]
+    p["process_name"], p["group_name"] = worker["process_name"], worker["group_name"]
     p["process_names"] = expand_process_names(
         p["name"], worker["process_name"], p["numprocs"], p["numprocs_start"], worker["group_name"])
     node_name = p["node_name"] = worker["node_name"]
@@ -1100,17 +1103,39 @@ def _memory_caps(auto, desired, available):
     return caps
 
 
+def _fit_numprocs(auto, desired, available):
+    """Auto numprocs lowered first when the model's slots exceed the DB connections left (proportional shares)."""
+    total = sum(d * p["numprocs"] for d, p in zip(desired, auto))
+    if total <= available:
+        return
+    for d, p in zip(desired, auto):
+        if not p.get("numprocs_auto") or p["numprocs"] == 1:
+            continue
+        share = max(available, 0) * d * p["numprocs"] // total
+        numprocs = max(1, min(p["numprocs"], share // d))
+        if numprocs < p["numprocs"]:
+            p["explain"].append("numprocs capped from %d to %d by the DB connection budget (%d connections)"
+                                % (p["numprocs"], numprocs, available))
+            p["numprocs"] = numprocs
+            p["process_names"] = expand_process_names(p["name"], p["process_name"], numprocs, p["numprocs_start"],
+                                                      p["group_name"])
+
+
 def _size_auto(auto, used, budget):
-    """Auto concurrency: what the sizing model wants, scaled down to the DB and memory budgets left."""
+    """Auto concurrency: what the sizing model wants, scaled down to the DB and memory budgets left.
+
+    Auto numprocs shrinks first (fewer processes of the model's size), then concurrency.
+    """
     desired = [p["desired"] for p in auto]
+    _fit_numprocs(auto, desired, budget["db"] - used["conns"])
     db_caps = _scale(desired, [p["numprocs"] for p in auto], budget["db"] - used["conns"])
     mem_caps = _memory_caps(auto, desired, budget["memory"] - used["memory"])
     for i, p in enumerate(auto):
         value = p["concurrency"] = min(desired[i], db_caps[i], mem_caps[i])
         for line in p["desired_explain"]:
             if line.startswith("concurrency="):
-                line = "concurrency=%d: auto, %s%s" % (value, line.split(": ", 1)[1],
-                                                      "" if value == desired[i] else " (model: %d)" % desired[i])
+                model = "" if value == desired[i] else " (model: %d)" % desired[i]
+                line = "concurrency=%d: auto, %s%s" % (value, line.split(": ", 1)[1], model)
             p["explain"].append(line)
         if value < desired[i] and db_caps[i] == value:
             p["explain"].append(

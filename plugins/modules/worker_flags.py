@@ -31,10 +31,13 @@ description:
     C(threads), C(gevent), C(eventlet) (one core per process, the GIL): slots per process = 0.8 (target
     utilisation) x task wall time / worker CPU time per task, at least 1; the process is then 80% busy.
     The task profile comes from O(profile) (a measurement of the running worker); without one,
-    workload C(io) uses the bench's DB task (125 ms wall, 5 ms CPU: 20 slots) and C(mixed) Auth's stock
-    5. numprocs stays 1 without a measurement; with one it grows to the CPU count when work waited in
-    the queue through the whole window, else to what the measured tasks in flight need. C(solo),
-    single-threaded workers and beat -> 1; a given concurrency keeps numprocs C(auto) at 1."
+    workload C(io) uses the bench's DB task as M(authops.celery_tuning.worker_profile) measured it
+    (156 ms per task, 6.8 ms CPU per task: 18 slots) with one process per CPU (Auth's periodic updates
+    come in bursts), and C(mixed) Auth's stock 5 in one process. With a measurement numprocs grows to
+    the CPU count when work waited in the queue through the whole window, else to what the measured
+    tasks in flight need. When the DB connection budget cannot hold every process at the model's size,
+    auto numprocs shrinks first, then concurrency. C(solo), single-threaded workers and beat -> 1; a
+    given concurrency keeps numprocs C(auto) at 1."
   - Every pool slot (prefork child, thread, greenlet) may hold one database connection. Auto
     concurrency values are scaled down proportionally so that the sum over all workers fits
     O(db_connection_budget), and prefork auto values are scaled down so that concurrency x
@@ -167,7 +170,8 @@ options:
       numprocs:
         description:
           - Supervisor C(numprocs) of the program, V(auto) or an integer >= 1. V(auto) is sized by the
-            model in the description (1 unless a measured O(profile) shows work waiting).
+            model in the description (threads, gevent and eventlet with auto concurrency get up to one
+            process per CPU; other workers 1).
           - "Default: C(auto), or the O(worker_defaults) value."
         type: raw
       numprocs_start:

@@ -288,6 +288,8 @@ def test_gevent_auto_capped_by_db_budget():
     a, b, c = result["workers"]
     assert c["concurrency"] == 2
     assert a["concurrency"] == b["concurrency"] == 5
+    assert a["process_names"] == ["a_00"] and b["process_names"] == ["b_00"]  # fewer processes first
+    assert any("numprocs capped from 4 to 1" in line for line in a["explain"])
     assert result["budget"]["db_connections"] <= 12
     assert any("DB connection budget" in line for line in a["explain"])
 
@@ -381,7 +383,7 @@ def test_limit_below_baseline_headroom_errors():
 def test_limit_below_baseline_headroom_warn():
     result = plan([{"name": "w", "pool": "gevent", "memory_limit": "160MB",
                     "memory_baseline": "121MiB"}], baseline_headroom_action="warn")
-    assert result["memmon_limits"] == {"w_00": "160MB"}
+    assert result["memmon_limits"]["w_00"] == "160MB"
     assert any("memory_baseline" in x for x in result["warnings"])
 
 
@@ -486,8 +488,10 @@ def test_stock_auth_plan():
     assert worker["pool"] == "threads" and worker["concurrency"] == 18
     assert services["pool"] == "prefork" and services["concurrency"] == 1
     assert result["packages"] == []
-    assert result["memmon_limits"] == {"worker_00": "512MB"}
-    assert result["budget"]["db_connections"] == 20
+    # no measurement: one process per CPU (4 here), 18 threads each
+    assert worker["process_names"] == ["worker_00", "worker_01", "worker_02", "worker_03"]
+    assert result["memmon_limits"] == dict(("worker_%02d" % n, "512MB") for n in range(4))
+    assert result["budget"]["db_connections"] == 1 + 4 * 18 + 1
     assert [w["name"] for w in result["workers"]] == ["beat", "worker", "worker_services"]
 
 
@@ -549,11 +553,13 @@ def test_size_pool_slots_follow_wall_over_cpu(wall, cpu, expected):
 
 def test_size_pool_without_measurement_uses_bench_defaults():
     size = size_pool("threads", "io", 8)
-    assert (size["concurrency"], size["numprocs"], size["measured"]) == (18, 1, False)
+    assert (size["concurrency"], size["numprocs"], size["measured"]) == (18, 8, False)
+    assert size_pool("threads", "io", 1)["numprocs"] == 1
+    assert size_pool("threads", "mixed", 8)["numprocs"] == 1
     assert any("no measurement" in line for line in size["explain"])
     assert size_pool("threads", "mixed", 8)["concurrency"] == 5
-    assert size_pool("prefork", "cpu", 6) == dict(concurrency=6, numprocs=1, measured=False,
-                                                   explain=["concurrency=6: one prefork child per CPU (6 CPUs)"])
+    assert size_pool("prefork", "cpu", 6) == dict(
+        concurrency=6, numprocs=1, measured=False, explain=["concurrency=6: one prefork child per CPU (6 CPUs)"])
     assert size_pool("solo", "io", 6)["concurrency"] == 1
 
 
@@ -567,8 +573,8 @@ def test_numprocs_grows_to_the_cpus_only_when_work_waits():
 
 def test_a_thin_profile_is_not_used():
     assert not size_pool("threads", "io", 4, measured(tasks=3, backlog_min=9))["measured"]
-    w = one({"name": "worker"}, profile={"workers": [measured(tasks=3, backlog_min=9)]})
-    assert (w["concurrency"], len(w["process_names"])) == (18, 1)
+    w = one({"name": "worker"}, profile={"workers": [measured(tasks=3, backlog_min=9)]}, cpu_count=2)
+    assert (w["concurrency"], len(w["process_names"])) == (18, 2)
     assert any("profile not used" in line for line in w["explain"])
 
 
@@ -586,10 +592,13 @@ def test_plan_from_a_profile_grows_numprocs_and_keeps_single_slot_workers():
 
 def test_auto_numprocs_bounded_by_the_db_budget():
     profile = {"workers": [measured(task_seconds=1.0, cpu=0.002, backlog_min=5)]}
+    # 400 slots per process would fill a core; 100 connections fit one process at a quarter of that
     w = plan([{"name": "worker"}], cpu_count=4, profile=profile, db_connection_budget=100)["workers"][0]
-    assert len(w["process_names"]) == 4
-    assert w["db_connections"] <= 100
-    assert any("capped" in line or "(model: 400)" in line for line in w["explain"])
+    assert (len(w["process_names"]), w["concurrency"]) == (1, 100)
+    assert any("numprocs capped from 4 to 1" in line for line in w["explain"])
+    assert any("(model: 400)" in line for line in w["explain"])
+    w = plan([{"name": "worker"}], cpu_count=4, profile=profile, db_connection_budget=1000)["workers"][0]
+    assert (len(w["process_names"]), w["concurrency"]) == (2, 400)
 
 
 def test_given_numprocs_and_concurrency_are_kept():

@@ -114,8 +114,9 @@ def doc(backlog=(40, 35, 30), active=(5, 5, 5), total=(100, 500), cpu=(10.0, 12.
     queues = {"celery@worker_00": ["celery"]}
     if services:
         for snap, count in ((first, 3), (last, 4)):
-            snap["celery@worker_services_00"] = {"pid": 201, "total": count, "max_concurrency": 1,
-                                                  "pool": "celery.concurrency.prefork:TaskPool", "cpu_seconds": 5.0}
+            snap["celery@worker_services_00"] = {
+                "pid": 201, "total": count, "max_concurrency": 1, "pool": "celery.concurrency.prefork:TaskPool",
+                "cpu_seconds": 5.0}
         queues["celery@worker_services_00"] = ["services"]
     samples = [{"t": i, "active": {"celery@worker_00": a, "celery@worker_services_00": 0},
                 "backlog": {"celery": b, "services": 0}} for i, (a, b) in enumerate(zip(active, backlog))]
