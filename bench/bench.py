@@ -342,6 +342,7 @@ class Bench:
             # every slot waits IO_DELAY + db_seconds; mysqlclient blocks a gevent hub for the queries
             per_proc = flags["concurrency"] / (IO_DELAY + db_seconds)
             return numprocs(flags) * (min(per_proc, 1 / db_seconds) if flags["pool"] == "gevent" else per_proc)
+
         def make_sig():
             return self.tasks.esi_db.s(self.url, DB_QUERIES, DB_QUERY_SECONDS)
         rows = self.run_configs("db: ", configs, make_sig, n, ideal, db=True)
