@@ -73,7 +73,7 @@ DB_QUERY_SECONDS = 0.005
 CPU_TARGET = 0.075      # seconds one cpu(n) task should take
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
-NODE_NAME = "bench%(process_num)02d"  # as Auth's -n worker_00: the node is celery@bench00
+NODE_NAME = "bench_%(process_num)02d"  # as Auth's -n worker_00: the node is celery@bench_00, program "bench"
 KINDS = ("guide_default", "auth_shipped", "auto", "other")
 
 
@@ -342,11 +342,65 @@ class Bench:
             # every slot waits IO_DELAY + db_seconds; mysqlclient blocks a gevent hub for the queries
             per_proc = flags["concurrency"] / (IO_DELAY + db_seconds)
             return numprocs(flags) * (min(per_proc, 1 / db_seconds) if flags["pool"] == "gevent" else per_proc)
-        rows = self.run_configs("db: ", configs, lambda: self.tasks.esi_db.s(self.url, DB_QUERIES, DB_QUERY_SECONDS),
-                                n, ideal, db=True)
+
+        def make_sig():
+            return self.tasks.esi_db.s(self.url, DB_QUERIES, DB_QUERY_SECONDS)
+        rows = self.run_configs("db: ", configs, make_sig, n, ideal, db=True)
+        profile = self.profile_run(make_sig, n)
+        rec = profile["recommended"]
+        flags = plan(self.facts, pool=rec["pool"], concurrency=rec["concurrency"], numprocs=rec["numprocs"])
+        row = self.run_set("p", "other", "db: worker_profile recommendation", flags, make_sig, n, ideal(flags), db=True)
+        rows = add_ratios(rows + [row])
+        best = max(rows, key=lambda r: r["tasks_per_s"])
+        profile.update(recommended_row=row["key"], recommended_tasks_per_s=row["tasks_per_s"],
+                       best_key=best["key"], best_label=best["label"], best_tasks_per_s=best["tasks_per_s"],
+                       ratio_to_best=round(row["tasks_per_s"] / best["tasks_per_s"], 3))
+        log("worker_profile recommendation %s %d x %d: %.1f tasks/s, %.0f%% of the best (%s, %.1f)"
+            % (rec["pool"], rec["concurrency"], rec["numprocs"], row["tasks_per_s"], 100 * profile["ratio_to_best"],
+               best["label"], best["tasks_per_s"]))
         return {"queries": DB_QUERIES, "query_seconds": DB_QUERY_SECONDS,
                 "max_connections": int(self.db_info["max_connections"]),
-                "mariadb": self.db_info["version"], "mysqlclient": self.mysqlclient, "rows": rows}
+                "mariadb": self.db_info["version"], "mysqlclient": self.mysqlclient, "rows": rows,
+                "profile": profile}
+
+    def profile_run(self, make_sig, n):
+        """worker_profile (the module, through ``ansible localhost -m``) on Auth's threads 5 under the DB load."""
+        flags = plan(self.facts, pool="threads", concurrency=5)
+        self.reset_queue()
+        procs, sampler, _pong, _startup = self.start_workers("profile: Auth 5.x default: threads 5", flags)
+        load_before = os.getloadavg()[0]
+        import redis
+        broker = redis.Redis(host="127.0.0.1", port=self.redis_port, db=0)
+        stop = threading.Event()
+
+        def feed():  # a steady load: keep 100 to 300 tasks waiting until the module has returned
+            while not stop.is_set():
+                if sum(broker.llen(key) for key in broker.keys("celery*")) < 100:  # with kombu's priority lists
+                    for _index in range(200):
+                        make_sig().apply_async(ignore_result=True)
+                stop.wait(0.2)
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        try:
+            time.sleep(3)  # past the first prefetch
+            args = {"app": "myauth", "window": self.opts.profile_window, "interval": 1.0,
+                    "project_dir": str(self.project), "programs": ["bench"], "cpu_count": self.cores}
+            module = self.run_ansible("authops.celery_tuning.worker_profile", args)
+        finally:
+            stop.set()
+            feeder.join(timeout=30)
+            self.reset_queue()
+            self.stop_workers(procs, sampler)
+            self.reset_queue()
+        worker = module["workers"][0]
+        log("worker_profile on threads 5: %.1f tasks/s, %.1f in flight, task %.0f ms, CPU %.1f ms/task, backlog min %s"
+            " -> %s %d x %d" % (worker["completions_per_s"], worker["in_flight_mean"], 1000 * (worker["task_seconds"] or 0),
+                                1000 * (worker["cpu_seconds_per_task"] or 0), worker["backlog_min"],
+                                worker["recommended"]["pool"], worker["recommended"]["concurrency"],
+                                worker["recommended"]["numprocs"]))
+        return dict(worker, db_driver=module["db_driver"], db_engine=module["db_engine"], profiled="threads 5 (Auth 5.x default)",
+                    probe_seconds=module["probe_seconds"], loadavg_1m_before=round(load_before, 2),
+                    loadavg_1m_after=round(os.getloadavg()[0], 2))
 
     # -- 3. CPU set -------------------------------------------------------------------------------
     def calibrate_cpu(self):
@@ -480,14 +534,18 @@ priority=999
 
     def run_module(self, sock):
         args = {"name": "myauth", "state": "restarted", "daemon": "unchanged", "socket": str(sock)}
+        started = time.time()
+        result, cmd = self.run_ansible("authops.celery_tuning.supervisor_group", args, with_cmd=True)
+        return result, started, time.time(), cmd
+
+    def run_ansible(self, module, args, with_cmd=False):
+        """``ansible localhost -m <module> -a <args>``: the module's result (a failure raises)."""
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_STDOUT_CALLBACK="minimal",
                    ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
                    ANSIBLE_NOCOLOR="1")
-        cmd = [str(ANSIBLE), "localhost", "-m", "authops.celery_tuning.supervisor_group",
+        cmd = [str(ANSIBLE), "localhost", "-m", module,
                "-a", json.dumps(args), "-e", "ansible_python_interpreter=%s" % sys.executable]
-        started = time.time()
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
-        ended = time.time()
         text = out.stdout
         try:
             result = json.loads(text[text.index("{", text.index("=>")):])
@@ -495,8 +553,8 @@ priority=999
             raise RuntimeError("cannot read the module's result (rc %d):\n%s\n%s"
                                % (out.returncode, text, out.stderr))
         if out.returncode != 0 or result.get("failed"):
-            raise RuntimeError("supervisor_group failed: %s" % result.get("msg"))
-        return result, started, ended, shlex.join(cmd)
+            raise RuntimeError("%s failed: %s" % (module, result.get("msg")))
+        return (result, shlex.join(cmd)) if with_cmd else result
 
     def restart_under_load(self, sock, count, seconds=2.0):
         markers = self.tmp / "markers"
@@ -576,6 +634,57 @@ priority=999
 
 
 # ------------------------------------------------------------------------------------------------
+# thresholds of issue 11 ("Tuning from evidence"): reported, never tuned for
+# ------------------------------------------------------------------------------------------------
+
+def _kind(rows, kind):
+    return next(r for r in rows if r["kind"] == kind)
+
+
+def thresholds(report):
+    """Each threshold with the figures it compares and whether this run met it."""
+    out = []
+
+    def check(name, value, target, ok, figures):
+        out.append({"threshold": name, "value": round(value, 3), "target": target, "met": bool(ok), "figures": figures})
+
+    sets = (("I/O (HTTP only)", report["io"]), ("DB", report["db"]["rows"]), ("CPU", report["cpu"]["rows"]))
+    for name, rows in sets:
+        auto, auth = _kind(rows, "auto"), _kind(rows, "auth_shipped")
+        best = max(rows, key=lambda r: r["tasks_per_s"])
+        fig = "auto (%s) %.1f, Auth shipped (%s) %.1f, best (%s) %.1f tasks/s" % (
+            auto["key"], auto["tasks_per_s"], auth["key"], auth["tasks_per_s"], best["key"], best["tasks_per_s"])
+        if name == "DB":
+            check("DB: auto >= 4x Auth's shipped", auto["tasks_per_s"] / auth["tasks_per_s"], ">= 4",
+                  auto["tasks_per_s"] >= 4 * auth["tasks_per_s"], fig)
+            check("DB: auto >= 90% of the best", auto["tasks_per_s"] / best["tasks_per_s"], ">= 0.9",
+                  auto["tasks_per_s"] >= 0.9 * best["tasks_per_s"], fig)
+        elif name == "CPU":
+            prefork = rows[0]
+            check("CPU: auto within 10% of prefork", auto["tasks_per_s"] / prefork["tasks_per_s"], ">= 0.9",
+                  auto["tasks_per_s"] >= 0.9 * prefork["tasks_per_s"],
+                  "auto (%s) %.1f, prefork (%s) %.1f tasks/s"
+                  % (auto["key"], auto["tasks_per_s"], prefork["key"], prefork["tasks_per_s"]))
+        else:
+            guide = _kind(rows, "guide_default")
+            check("HTTP only: auto >= 15x the guide's default", auto["tasks_per_s"] / guide["tasks_per_s"], ">= 15",
+                  auto["tasks_per_s"] >= 15 * guide["tasks_per_s"], fig + ", guide (%s) %.1f" % (guide["key"], guide["tasks_per_s"]))
+            check("HTTP only: auto >= 80% of the best", auto["tasks_per_s"] / best["tasks_per_s"], ">= 0.8",
+                  auto["tasks_per_s"] >= 0.8 * best["tasks_per_s"], fig)
+        check("%s: auto not below Auth's shipped" % name, auto["tasks_per_s"] / auth["tasks_per_s"], ">= 1",
+              auto["tasks_per_s"] >= auth["tasks_per_s"], fig)
+    prof = report["db"].get("profile")
+    if prof:
+        rec = prof["recommended"]
+        check("DB: worker_profile's recommendation within 15% of the best", prof["ratio_to_best"], ">= 0.85",
+              prof["ratio_to_best"] >= 0.85,
+              "recommended %s %d x %d (%s) %.1f, best (%s) %.1f tasks/s" % (
+                  rec["pool"], rec["concurrency"], rec["numprocs"], prof["recommended_row"],
+                  prof["recommended_tasks_per_s"], prof["best_key"], prof["best_tasks_per_s"]))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
 # output
 # ------------------------------------------------------------------------------------------------
 
@@ -615,6 +724,22 @@ def markdown(report):
     for name, rows in (("I/O", report["io"]), ("DB", db["rows"])):
         auto = next(r for r in rows if r["kind"] == "auto")
         out.append("\n(%s) %s, worker_flags argv: `%s`" % (auto["key"], name, " ".join(auto["argv"][1:])))
+    prof = db.get("profile")
+    if prof:
+        out.append("\n(p) worker_profile (`ansible localhost -m authops.celery_tuning.worker_profile`, %.0f s window) on "
+                   "%s under the DB load: %.1f tasks/s, %.1f tasks in flight, task %.0f ms (Little's law), CPU %.1f ms "
+                   "per task (%.2f cores), backlog min %d, driver %s -> recommends %s %d x %d:\n%s"
+                   % (prof["window_seconds"], prof["profiled"], prof["completions_per_s"], prof["in_flight_mean"],
+                      1000 * (prof["task_seconds"] or 0), 1000 * (prof["cpu_seconds_per_task"] or 0),
+                      prof["cpu_cores_per_process"] or 0, prof["backlog_min"], prof["db_driver"],
+                      prof["recommended"]["pool"], prof["recommended"]["concurrency"], prof["recommended"]["numprocs"],
+                      "\n".join("  - " + line for line in prof["recommended"]["explain"])))
+    out.append("\n### Thresholds (issue 11)\n")
+    out.append("| threshold | value | target | met | figures |")
+    out.append("|---|---:|---|---|---|")
+    for t in report.get("thresholds", []):
+        met = "yes" if t["met"] else "**NO**"
+        out.append("| %s | %.2f | %s | %s | %s |" % (t["threshold"], t["value"], t["target"], met, t["figures"]))
     a = cpu["cpu_plan_is_prefork"]
     out.append("\nassert worker_flags workload=cpu -> pool prefork: **%s** (pool=%s, concurrency=%d)\n"
                % ("OK" if a["ok"] else "FAILED", a["pool"], a["concurrency"]))
@@ -694,6 +819,7 @@ def main():
     parser.add_argument("--restart-tasks", type=int, default=30, help="sleep(2) tasks in the restart test")
     parser.add_argument("--out", default=str(ROOT / "results"), help="where bench.json/bench.png go")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) after a successful run")
+    parser.add_argument("--profile-window", type=int, default=15, help="seconds worker_profile samples (default 15)")
     opts = parser.parse_args()
     n = opts.n or (100 if opts.quick else 400)
     m = opts.m or (40 if opts.quick else 120)
@@ -732,6 +858,7 @@ def main():
             "io": io, "db": db, "cpu": cpu, "restart": restart, "memmon": memmon,
             "failures": bench.failures,
         }
+        report["thresholds"] = thresholds(report)
         report["bench_seconds"] = round(time.monotonic() - began, 1)
         out = Path(opts.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -4,20 +4,23 @@
 
 """Pure logic behind the ``authops.celery_tuning.worker_flags`` module.
 
-Nothing in here touches the host: host facts come in as plain numbers (see ``host_facts``).
-Every bad input raises :class:`WorkerFlagsError` with a message that tells the user what to
-change.  The auto rules (all documented in the module's DOCUMENTATION as well):
+Nothing in here touches the host: host facts come in as plain numbers (see ``host_facts``) and a
+measured task profile as a dict (see ``worker_profile``). Every bad input raises
+:class:`WorkerFlagsError` with a message that tells the user what to change. The auto rules (all
+documented in the module's DOCUMENTATION as well):
 
 * pool ``auto``: ``single_threaded`` -> ``prefork`` with concurrency 1 (so
-  ``--max-memory-per-child`` keeps working); otherwise by workload: ``io`` -> ``gevent``,
-  ``cpu`` -> ``prefork``, ``mixed`` -> ``threads`` (the pool of Alliance Auth 5.x's stock
-  supervisor.conf; no extra package needed, the GIL is released while waiting for ESI/DB).
-* concurrency ``auto``: prefork -> one process per CPU (Celery's own default and the guide's
-  advice); gevent/eventlet -> 10 (the guide's conservative start); threads -> 5 (Auth 5.x stock);
-  solo and single_threaded -> 1.  Auto values are then scaled down proportionally so that the
-  sum over all workers fits the DB connection budget and, for prefork, so that
-  concurrency x per-child memory fits the memory budget.  Explicit values are never changed:
-  exceeding a budget with them is an error.
+  ``--max-memory-per-child`` keeps working); otherwise by workload and database driver: ``cpu``
+  -> ``prefork``; ``io`` -> ``threads``, or ``gevent`` when every blocking library is cooperative
+  (a pure-Python driver such as PyMySQL, or no database); ``mixed`` -> ``threads``.
+  Auth's driver, mysqlclient, is a C extension that blocks a gevent hub on every query.
+* concurrency and numprocs ``auto``: one sizing model, :func:`size_pool`, used by the planner and by
+  ``worker_profile``'s recommendation alike. Per process, slots = target utilisation x task wall
+  time / task CPU time (the point where the process, bound to one core by the GIL, is that busy);
+  past that ceiling numprocs grows towards the CPU count. Without a measurement the task profile is
+  the bench's DB task. Prefork runs one child per CPU. Auto values are then bounded by the DB
+  connection budget and the memory budget. Explicit values are never changed: exceeding a budget
+  with them is an error.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -52,10 +55,39 @@ MEMORY_FLAG_POOLS = ("prefork",)
 POOL_PACKAGES = {"gevent": ["gevent"], "eventlet": ["eventlet"]}
 
 WORKLOAD_POOLS = {"io": "threads", "cpu": "prefork", "mixed": "threads"}
-DEFAULT_GREEN_CONCURRENCY = 10
+#: Pools whose process runs Python in one thread at a time (the GIL): one core per process.
+ONE_CORE_POOLS = ("threads", "gevent", "eventlet")
+#: Auth 5.x's stock threads concurrency: the auto value of workload mixed without a measurement.
 DEFAULT_THREADS_CONCURRENCY = 5
-#: Threads for I/O-bound tasks: they wait on ESI and the database most of the time.
-DEFAULT_IO_THREADS_CONCURRENCY = 20
+
+#: Database drivers the pool rule knows. Auth's driver is mysqlclient (a C extension: each query
+#: blocks a gevent hub). ``none``: the tasks use no database.
+DB_DRIVERS = ("mysqlclient", "pymysql", "psycopg2", "psycopg", "sqlite3", "none", "unknown")
+DEFAULT_DB_DRIVER = "mysqlclient"
+#: Drivers under which every blocking library of an Auth task is cooperative with gevent's
+#: patching (pure-Python sockets, like requests/urllib for ESI).
+COOPERATIVE_DRIVERS = ("pymysql", "none")
+
+#: The sizing model (size_pool). Target share of one core a process should use: below 1 so the
+#: host keeps room for gunicorn, MariaDB and Redis, and a slot is free when a burst arrives.
+TARGET_UTILIZATION = 0.8
+#: Task profile assumed without a measurement: the bench's DB task (a 100 ms ESI call, then 4 short
+#: queries through mysqlclient) as worker_profile measured it in `make bench` under Auth's threads 5
+#: (2 CPUs, load average 8.3 -> 7.5, 2026-11-28): 156 ms per task (Little's law), 6.8 ms of worker CPU
+#: per task. 0.8 x 0.156 / 0.0068 = 18 threads per process (bench/README.md).
+DEFAULT_TASK_SECONDS = 0.156
+DEFAULT_TASK_CPU_SECONDS = 0.0068
+#: A profile with fewer completed tasks than this in its window is not used for sizing.
+MIN_PROFILE_TASKS = 20
+
+#: Time limits each pool ignores: the threads and solo pools enforce none, gevent and eventlet
+#: enforce the hard limit only (Celery's pool implementations).
+IGNORED_TIME_LIMITS = {
+    "threads": ("time_limit", "soft_time_limit"),
+    "solo": ("time_limit", "soft_time_limit"),
+    "gevent": ("soft_time_limit",),
+    "eventlet": ("soft_time_limit",),
+}
 
 #: Smallest memory limit accepted without allow_small_memory_limit (the guide: not below ~128 MB).
 MIN_MEMORY_LIMIT = 128 * MIB
@@ -94,7 +126,7 @@ WORKER_OPTIONS = {
     "memory_limit": dict(type="str"),
     "memory_baseline": dict(type="str"),
     "single_threaded": dict(type="bool", default=False),
-    "numprocs": dict(type="int", default=1),
+    "numprocs": dict(type="raw", default="auto"),
     "numprocs_start": dict(type="int", default=0),
     "process_name": dict(type="str", default="%(program_name)s_%(process_num)02d"),
     "group_name": dict(type="str"),
@@ -286,6 +318,21 @@ def _int_option(worker, key, minimum, name):
     return value
 
 
+def parse_numprocs(value, name="worker"):
+    """Return ``None`` for auto, else an int >= 1."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    if value is None or isinstance(value, bool):
+        raise WorkerFlagsError("worker %s: numprocs must be 'auto' or an integer >= 1, got %r" % (name, value))
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise WorkerFlagsError("worker %s: numprocs must be 'auto' or an integer >= 1, got %r" % (name, value))
+    if number < 1:
+        raise WorkerFlagsError("worker %s: numprocs must be at least 1, got %d" % (name, number))
+    return number
+
+
 def parse_concurrency(value, name="worker"):
     """Return ``None`` for auto, else a positive int."""
     if value is None:
@@ -358,24 +405,31 @@ def _check_name(value, what, name):
 # ---------------------------------------------------------------------------------------------
 
 def normalize_worker(raw, strict=False, allow_small_memory_limit=False,
-                     baseline_headroom_action="error"):
-    """Validate one worker dict and resolve everything that does not depend on budgets.
+                     baseline_headroom_action="error", context=None):
+    """Validate one worker dict and resolve everything that does not depend on other workers.
 
     The steps run in order, each on the dict the previous ones filled: read and check the options,
-    the beat rules, the pool, a fixed concurrency, stop safety, memory protection and the names.
+    the beat rules, the pool, a fixed concurrency, stop safety, time limits the pool ignores, memory
+    protection, the size the model wants (before budgets) and the names.
+    ``context``: ``cpu_count``, ``db_driver`` (and its source), ``profiles`` (measured task profiles
+    by program name) and the ``memory`` budget in bytes.
     Returns a dict with private keys used by :func:`plan_workers`.
     """
+    context = dict(dict(cpu_count=1, db_driver=DEFAULT_DB_DRIVER, db_driver_source="default", profiles={},
+                        memory=None), **(context or {}))
     worker = _read_worker(raw)
     p = _resolve_options(worker)
     _check_beat(p, raw)
-    _choose_pool(p)
+    _choose_pool(p, context["db_driver"], context["db_driver_source"])
     _fix_concurrency(p)
     _stop_safety(p)
+    _ignored_time_limits(p, strict)
     _memory_protection(p, strict)
     for label, limit in (("max_memory_per_child", p["max_memory_per_child"]), ("memory limit", p["memmon_limit"])):
         if limit is not None:
             _check_limit(p["name"], label, limit, p["memory_baseline"], allow_small_memory_limit,
                          baseline_headroom_action, p["warnings"], p["explain"])
+    _desired_size(p, worker, context)
     _names(p, worker)
     return p
 
@@ -446,7 +500,7 @@ def _resolve_options(worker):
         loglevel=_choice(worker, "loglevel", LOGLEVELS, " (the guide uses info)"),
         concurrency_given=parse_concurrency(worker["concurrency"], name),
         single_threaded=bool(worker["single_threaded"]), beat=bool(worker["beat"]),
-        numprocs=_int_option(worker, "numprocs", 1, name),
+        numprocs=parse_numprocs(worker["numprocs"], name),
         numprocs_start=_int_option(worker, "numprocs_start", 0, name),
         max_tasks=_int_option(worker, "max_tasks_per_child", 1, name),
         prefetch_multiplier=_int_option(worker, "prefetch_multiplier", 0, name),
@@ -474,37 +528,56 @@ def _check_beat(p, raw):
         raise WorkerFlagsError(
             "worker %s: pool, concurrency and single_threaded do not apply to a beat "
             "program; leave them at their defaults or set beat: false" % name)
+    if p["numprocs"] is None:
+        p["numprocs"] = 1
     if p["numprocs"] != 1:
         raise WorkerFlagsError(
             "worker %s: a beat program must run exactly one process (numprocs: 1), "
             "otherwise every periodic task is sent several times" % name)
 
 
-_AUTO_POOL_REASONS = {
-    "io": "workload io (ESI HTTP calls, then DB updates): threads overlap the waits, and "
-          "Auth's database driver, mysqlclient, is a C extension that gevent cannot make "
-          "cooperative (each query would block every greenlet); ask for pool gevent only "
-          "with a cooperative driver such as PyMySQL",
-    "cpu": "workload cpu: prefork runs one process per core, free of the GIL",
-    "mixed": "workload mixed: threads (Auth 5.x's stock pool) overlap I/O without extra packages",
-}
+def auto_pool(workload, db_driver=DEFAULT_DB_DRIVER):
+    """The pool for ``pool: auto`` (not single-threaded) and the reason, from workload and DB driver."""
+    if workload == "cpu":
+        return "prefork", "workload cpu: prefork runs one process per core, free of the GIL"
+    if workload == "io" and db_driver in COOPERATIVE_DRIVERS:
+        return "gevent", (
+            "workload io with %s: every blocking call (HTTP to ESI, %s) is cooperative under gevent's "
+            "patching, so greenlets overlap all the waits" % (
+                "no database" if db_driver == "none" else "database driver " + db_driver,
+                "no database" if db_driver == "none" else db_driver + "'s pure-Python socket"))
+    if workload == "io":
+        return "threads", (
+            "workload io (ESI HTTP calls, then DB updates) on database driver %s: threads overlap the "
+            "waits and release the GIL in the driver; %s; ask for pool gevent only with a cooperative "
+            "driver such as PyMySQL" % (db_driver, "mysqlclient is a C extension that gevent cannot make "
+                                        "cooperative (each query would block every greenlet)"
+                                        if db_driver == "mysqlclient" else
+                                        "gevent cannot make it cooperative" if db_driver != "unknown" else
+                                        "the driver is not known to be cooperative"))
+    return "threads", "workload mixed: threads (Auth 5.x's stock pool) overlap I/O without extra packages"
 
 
-def _choose_pool(p):
+def _choose_pool(p, db_driver=DEFAULT_DB_DRIVER, db_driver_source="default"):
     explain = p["explain"]
     if p["beat"]:
         p["pool"] = None
         explain.append("beat program: runs the Celery beat scheduler, no pool or concurrency")
     elif p["pool"] != "auto":
         explain.append("pool=%s: given" % p["pool"])
+        if p["pool"] in ("gevent", "eventlet") and db_driver not in COOPERATIVE_DRIVERS and p["workload"] != "cpu":
+            p["warnings"].append(
+                "pool %s with database driver %s (%s): each query blocks every %s of the process; "
+                "pool threads (or pool auto) overlaps them"
+                % (p["pool"], db_driver, db_driver_source, "greenlet" if p["pool"] == "gevent" else "green thread"))
     elif p["single_threaded"]:
         p["pool"] = "prefork"
         explain.append(
             "pool=prefork: auto with single_threaded runs prefork with one child so "
             "--max-memory-per-child and --max-tasks-per-child keep working")
     else:
-        p["pool"] = WORKLOAD_POOLS[p["workload"]]
-        explain.append("pool=%s: auto from %s" % (p["pool"], _AUTO_POOL_REASONS[p["workload"]]))
+        p["pool"], reason = auto_pool(p["workload"], db_driver)
+        explain.append("pool=%s: auto from %s (driver: %s)" % (p["pool"], reason, db_driver_source))
 
 
 def _fix_concurrency(p):
@@ -519,7 +592,7 @@ def _fix_concurrency(p):
                 "worker %s: single_threaded needs concurrency 1 (or auto), got %d; the services "
                 "queue breaks (Discord role sync) with more than one task at a time"
                 % (name, concurrency))
-        if p["numprocs"] > 1:
+        if (p["numprocs"] or 1) > 1:
             raise WorkerFlagsError(
                 "worker %s: single_threaded needs numprocs 1, got %d; %d processes would run %d tasks "
                 "of the services queue at a time" % (name, p["numprocs"], p["numprocs"], p["numprocs"]))
@@ -539,6 +612,22 @@ def _fix_concurrency(p):
         p["warnings"].append(
             "queue services must run one task at a time (Discord role sync breaks otherwise); "
             "set single_threaded: true")
+
+
+def _ignored_time_limits(p, strict):
+    """Time limits the pool does not enforce: a warning (the flag is still passed), or an error if strict."""
+    ignored = [key for key in IGNORED_TIME_LIMITS.get(p["pool"], ()) if p[key] is not None]
+    if not ignored:
+        return
+    flags = " and ".join("--" + key.replace("_", "-") for key in ignored)
+    what = ("enforces no time limit" if len(IGNORED_TIME_LIMITS[p["pool"]]) == 2
+            else "enforces the hard --time-limit only, no soft limit")
+    if strict:
+        raise WorkerFlagsError(
+            "worker %s: %s do(es) nothing with pool %s (it %s); remove %s, switch to pool prefork, "
+            "or set strict: false" % (p["name"], flags, p["pool"], what, " and ".join(ignored)))
+    p["warnings"].append("%s silently do(es) nothing with pool %s: it %s; a stuck task is not stopped "
+                         "(use pool prefork for enforced limits)" % (flags, p["pool"], what))
 
 
 def _stop_safety(p):
@@ -628,9 +717,114 @@ def _memory_without_celery_flags(p, strict):
                             "memory flags)" % (format_size(max_mem), pool))
 
 
+def size_pool(pool, workload, cpu_count, profile=None, utilization=TARGET_UTILIZATION):
+    """The one sizing model: concurrency and numprocs for an auto-sized worker, with the reasons.
+
+    ``profile`` (optional) is a measured task profile as ``worker_profile`` returns it for a program:
+    ``task_seconds`` (mean wall time by Little's law), ``cpu_seconds_per_task``, ``in_flight_mean``,
+    ``backlog_min`` (tasks that waited in the queue through the whole window) and ``tasks``.
+
+    * prefork: one child per CPU, one process.
+    * threads, gevent, eventlet (one core per process): slots = utilisation x wall / CPU per task,
+      at least 1; the process is then ``utilization`` busy. Past that ceiling numprocs grows towards
+      ``cpu_count``. Without a usable measurement, workload io takes the bench's DB task
+      (DEFAULT_TASK_SECONDS / DEFAULT_TASK_CPU_SECONDS) and Auth's bursts (periodic updates of every
+      character and corporation queue far more tasks than one process clears): one process per CPU;
+      mixed takes Auth's stock 5 in one process. With a measurement: all CPUs when work waited in the
+      queue through the window, else what the measured tasks in flight need at the target utilisation.
+    * solo: 1.
+    """
+    cpu_count = max(1, int(cpu_count))
+    if pool == "prefork":
+        return dict(concurrency=cpu_count, numprocs=1, measured=False,
+                    explain=["concurrency=%d: one prefork child per CPU (%d CPUs)" % (cpu_count, cpu_count)])
+    if pool not in ONE_CORE_POOLS:
+        return dict(concurrency=1, numprocs=1, measured=False, explain=["concurrency=1: pool %s" % pool])
+    measured = _usable_profile(profile)
+    if measured:
+        wall, cpu = float(profile["task_seconds"]), float(profile["cpu_seconds_per_task"])
+        source = "measured over %d tasks" % int(profile["tasks"])
+    elif workload == "mixed":
+        return dict(concurrency=DEFAULT_THREADS_CONCURRENCY, numprocs=1, measured=False, explain=[
+            "concurrency=%d: workload mixed without a measurement: Auth 5.x's stock threads concurrency"
+            % DEFAULT_THREADS_CONCURRENCY])
+    else:
+        wall, cpu = DEFAULT_TASK_SECONDS, DEFAULT_TASK_CPU_SECONDS
+        source = "no measurement: the bench's DB task, an ESI call and 4 queries"
+    slots = max(1, int(utilization * wall / cpu + 1e-9))
+    explain = ["concurrency=%d: %d%% target utilisation x task time %.0f ms / CPU %.1f ms per task (%s): "
+               "one process (one core, the GIL) is then %d%% busy"
+               % (slots, round(utilization * 100), wall * 1000, cpu * 1000, source, round(utilization * 100))]
+    numprocs = 1
+    if not measured:
+        numprocs = cpu_count
+        explain.append("numprocs=%d: no measurement: Auth's periodic updates come in bursts that one process, capped "
+                       "at one core, clears slower than %d would: one process per CPU (celery_workers_profile: "
+                       "observe sizes it from the real load)" % (numprocs, numprocs))
+    elif float(profile.get("backlog_min") or 0) > 0:
+        numprocs = cpu_count
+        explain.append("numprocs=%d: work waited in the queue through the whole window and one process "
+                       "is capped at one core: one process per CPU (%d CPUs)" % (numprocs, cpu_count))
+    else:
+        needed = -(-float(profile.get("in_flight_mean") or 0) // utilization)
+        numprocs = int(min(cpu_count, max(1, -(-needed // slots))))
+        explain.append("numprocs=%d: no work waited; %.1f tasks in flight on average need %d slots at %d%% "
+                       "utilisation (%d per process, up to %d CPUs)"
+                       % (numprocs, float(profile.get("in_flight_mean") or 0), needed,
+                          round(utilization * 100), slots, cpu_count))
+    return dict(concurrency=slots, numprocs=numprocs, measured=bool(measured), explain=explain)
+
+
+def _usable_profile(profile):
+    """A profile with enough tasks and positive times; anything else is sized from the defaults."""
+    if not isinstance(profile, dict):
+        return False
+    try:
+        return (int(profile.get("tasks") or 0) >= MIN_PROFILE_TASKS
+                and float(profile.get("task_seconds") or 0) > 0
+                and float(profile.get("cpu_seconds_per_task") or 0) > 0)
+    except (TypeError, ValueError):
+        return False
+
+
+def _desired_size(p, worker, context):
+    """What the sizing model wants for an auto worker before the DB and memory budgets; numprocs auto."""
+    numprocs_auto = p["numprocs_auto"] = p["numprocs"] is None
+    if numprocs_auto:
+        p["numprocs"] = 1
+    p["desired"] = p["desired_explain"] = None
+    if p["fixed_concurrency"] is not None:
+        if numprocs_auto and not p["beat"] and not p["single_threaded"]:
+            p["explain"].append("numprocs=1: auto with a fixed concurrency")
+        return
+    profile = context["profiles"].get(p["name"])
+    if profile is not None and not _usable_profile(profile):
+        p["explain"].append("measured profile not used: %s tasks in its window (at least %d needed)"
+                            % (profile.get("tasks") if isinstance(profile, dict) else profile, MIN_PROFILE_TASKS))
+    size = size_pool(p["pool"], p["workload"], context["cpu_count"], profile)
+    p["desired"], p["desired_explain"] = size["concurrency"], size["explain"]
+    if not numprocs_auto:
+        p["explain"].append("numprocs=%d: given" % p["numprocs"])
+        p["desired_explain"] = [line for line in size["explain"] if not line.startswith("numprocs=")]
+        return
+    numprocs = size["numprocs"]
+    if numprocs > 1 and "%(process_num)" not in str(worker["process_name"]):
+        numprocs = 1
+        p["explain"].append("numprocs kept at 1: process_name %r has no %%(process_num)" % worker["process_name"])
+    per_process = p["memmon_limit"] or p["memory_baseline"] or DEFAULT_BASELINE
+    if numprocs > 1 and context["memory"] is not None:
+        fits = max(1, int(context["memory"] // 2 // per_process))
+        if fits < numprocs:
+            p["explain"].append("numprocs capped from %d to %d: each process may use %s and one program gets at "
+                                "most half the memory budget %s" % (numprocs, fits, human_size(per_process),
+                                                                    human_size(context["memory"])))
+            numprocs = fits
+    p["numprocs"] = numprocs
+
+
 def _names(p, worker):
     """Real process names, and a warning when several processes would share one node name."""
-    p["process_name"] = worker["process_name"]
+    p["process_name"], p["group_name"] = worker["process_name"], worker["group_name"]
     p["process_names"] = expand_process_names(
         p["name"], worker["process_name"], p["numprocs"], p["numprocs_start"], worker["group_name"])
     node_name = p["node_name"] = worker["node_name"]
@@ -705,14 +899,8 @@ def _round_up_mib(nbytes):
 # ---------------------------------------------------------------------------------------------
 
 def default_concurrency(pool, cpu_count, workload="mixed"):
-    """Concurrency used for ``auto`` before budgets are applied."""
-    if pool == "prefork":
-        return max(1, int(cpu_count))
-    if pool in ("gevent", "eventlet"):
-        return DEFAULT_GREEN_CONCURRENCY
-    if pool == "threads":
-        return DEFAULT_IO_THREADS_CONCURRENCY if workload == "io" else DEFAULT_THREADS_CONCURRENCY
-    return 1
+    """Concurrency used for ``auto`` before budgets are applied, without a measurement."""
+    return size_pool(pool, workload, cpu_count)["concurrency"]
 
 
 def _per_slot_memory(w):
@@ -759,9 +947,11 @@ def _with_measured_baseline(raw, measured_rss):
     limited = raw.get("memory_limit") is not None or raw.get("max_memory_per_child") is not None
     if raw.get("memory_baseline") is not None or not limited:
         return raw
+    numprocs = raw.get("numprocs")
     try:
         names = expand_process_names(
-            raw.get("name"), raw.get("process_name") or DEFAULT_PROCESS_NAME, int(raw.get("numprocs") or 1),
+            raw.get("name"), raw.get("process_name") or DEFAULT_PROCESS_NAME,
+            1 if numprocs in (None, "auto") else int(numprocs),
             int(raw.get("numprocs_start") or 0), raw.get("group_name"))
     except (WorkerFlagsError, TypeError, ValueError):
         return raw  # normalize_worker reports the bad input
@@ -776,9 +966,11 @@ def _with_measured_baseline(raw, measured_rss):
 def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT_MEMORY_BUDGET_PERCENT,
                  db_connection_budget=DEFAULT_DB_CONNECTION_BUDGET, allow_small_memory_limit=False,
                  baseline_headroom_action="error", strict=False, cpu_source="parameter",
-                 memory_source="parameter", measured_rss=None):
+                 memory_source="parameter", measured_rss=None, profile=None, db_driver=None):
     """Compute flags for all workers.  Raises WorkerFlagsError before returning anything.
 
+    ``profile``: a ``worker_profile`` result (its ``workers`` by program name and its ``db_driver``);
+    ``db_driver``: the tasks' database driver, over the profile's (default mysqlclient, Auth's).
     Steps: check the inputs, resolve each worker, check names are unique, check the fixed values
     against the budgets, size the auto values, check the totals.
     """
@@ -790,8 +982,9 @@ def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT
                                % (memory_total,))
     budget = dict(cpu_count=cpu_count, memory_total=memory_total, percent=memory_budget_percent,
                   memory=memory_total * memory_budget_percent // 100, db=db_connection_budget)
+    context = _sizing_context(profile, db_driver, cpu_count, budget["memory"])
     plans = [normalize_worker(_with_measured_baseline(w, measured_rss), strict, allow_small_memory_limit,
-                              baseline_headroom_action) for w in workers]
+                              baseline_headroom_action, context) for w in workers]
     _check_unique(plans)
     fixed = [p for p in plans if p["fixed_concurrency"] is not None]
     for p in fixed:
@@ -802,6 +995,29 @@ def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT
     for p in plans:
         _check_prefork_memmon(p)
     return _summary([_render(p) for p in plans], budget, totals, cpu_source, memory_source)
+
+
+def _sizing_context(profile, db_driver, cpu_count, memory):
+    """cpu_count, the DB driver and where it came from, and the measured profiles by program name."""
+    profile = profile or {}
+    if not isinstance(profile, dict):
+        raise WorkerFlagsError("profile must be the result of authops.celery_tuning.worker_profile (a dict), "
+                               "got %r" % (profile,))
+    profiles = {}
+    for item in profile.get("workers") or []:
+        if not isinstance(item, dict) or not item.get("name"):
+            raise WorkerFlagsError("profile.workers items must be dicts with a name, as worker_profile returns "
+                                   "them; got %r" % (item,))
+        profiles[item["name"]] = item
+    source = "given"
+    if not db_driver:
+        db_driver, source = profile.get("db_driver"), "measured in the venv"
+    if not db_driver or db_driver == "unknown" and source != "given":
+        db_driver, source = DEFAULT_DB_DRIVER, "default: Auth's driver"
+    if db_driver not in DB_DRIVERS:
+        raise WorkerFlagsError("db_driver %r is not known; use one of %s" % (db_driver, ", ".join(DB_DRIVERS)))
+    return dict(cpu_count=cpu_count, db_driver=db_driver, db_driver_source=source, profiles=profiles,
+                memory=memory)
 
 
 def _is_int(value):
@@ -887,24 +1103,40 @@ def _memory_caps(auto, desired, available):
     return caps
 
 
-def _auto_reason(p, cpu_count):
-    return {
-        "prefork": "one process per CPU (%d CPUs)" % cpu_count,
-        "gevent": "the guide's conservative start for gevent",
-        "eventlet": "the guide's conservative start for green pools",
-        "threads": ("the I/O-bound default for threads" if p["workload"] == "io"
-                    else "Auth 5.x's stock threads concurrency"),
-    }.get(p["pool"], "default")
+def _fit_numprocs(auto, desired, available):
+    """Auto numprocs lowered first when the model's slots exceed the DB connections left (proportional shares)."""
+    total = sum(d * p["numprocs"] for d, p in zip(desired, auto))
+    if total <= available:
+        return
+    for d, p in zip(desired, auto):
+        if not p.get("numprocs_auto") or p["numprocs"] == 1:
+            continue
+        share = max(available, 0) * d * p["numprocs"] // total
+        numprocs = max(1, min(p["numprocs"], share // d))
+        if numprocs < p["numprocs"]:
+            p["explain"].append("numprocs capped from %d to %d by the DB connection budget (%d connections)"
+                                % (p["numprocs"], numprocs, available))
+            p["numprocs"] = numprocs
+            p["process_names"] = expand_process_names(p["name"], p["process_name"], numprocs, p["numprocs_start"],
+                                                      p["group_name"])
 
 
 def _size_auto(auto, used, budget):
-    """Auto concurrency: the pool's default, scaled down to the DB and memory budgets left."""
-    desired = [default_concurrency(p["pool"], budget["cpu_count"], p["workload"]) for p in auto]
+    """Auto concurrency: what the sizing model wants, scaled down to the DB and memory budgets left.
+
+    Auto numprocs shrinks first (fewer processes of the model's size), then concurrency.
+    """
+    desired = [p["desired"] for p in auto]
+    _fit_numprocs(auto, desired, budget["db"] - used["conns"])
     db_caps = _scale(desired, [p["numprocs"] for p in auto], budget["db"] - used["conns"])
     mem_caps = _memory_caps(auto, desired, budget["memory"] - used["memory"])
     for i, p in enumerate(auto):
         value = p["concurrency"] = min(desired[i], db_caps[i], mem_caps[i])
-        p["explain"].append("concurrency=%d: auto, %s is %d" % (value, _auto_reason(p, budget["cpu_count"]), desired[i]))
+        for line in p["desired_explain"]:
+            if line.startswith("concurrency="):
+                model = "" if value == desired[i] else " (model: %d)" % desired[i]
+                line = "concurrency=%d: auto, %s%s" % (value, line.split(": ", 1)[1], model)
+            p["explain"].append(line)
         if value < desired[i] and db_caps[i] == value:
             p["explain"].append(
                 "concurrency capped from %d to %d by the DB connection budget (%d connections, "

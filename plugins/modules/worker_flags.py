@@ -19,13 +19,25 @@ description:
   - Reads the CPU count (CPU affinity and cgroup v1/v2 CPU quota aware) and the memory
     (C(/proc/meminfo) C(MemTotal) limited by the cgroup v1/v2 memory limit) of the target; both
     can be overridden to plan for another host.
-  - "Auto rules. O(workers[].pool=auto): O(workers[].single_threaded=true) gives C(prefork) with
+  - "Auto pool. O(workers[].pool=auto): O(workers[].single_threaded=true) gives C(prefork) with
     concurrency 1 (not C(solo), so C(--max-memory-per-child) and C(--max-tasks-per-child) keep
-    working); otherwise the workload decides: C(io) -> C(gevent), C(cpu) -> C(prefork),
-    C(mixed) -> C(threads) (the pool of Auth 5.x's stock supervisor.conf, no extra package)."
-  - "O(workers[].concurrency=auto): C(prefork) -> one process per CPU (the guide's advice and Celery's
-    default); C(gevent)/C(eventlet) -> 10 (the guide's conservative start); C(threads) -> 5
-    (Auth 5.x stock); C(solo), single-threaded workers and beat -> 1."
+    working); otherwise workload and database driver decide: C(cpu) -> C(prefork); C(io) ->
+    C(threads), or C(gevent) only when every blocking library is cooperative under gevent's patching
+    (O(db_driver=pymysql) or O(db_driver=none)); C(mixed) -> C(threads). Auth's driver, mysqlclient,
+    is a C extension that gevent cannot make cooperative: each query blocks every greenlet of the
+    process. A given C(gevent)/C(eventlet) pool with such a driver gives a warning."
+  - "Sizing model for O(workers[].concurrency=auto) and O(workers[].numprocs=auto), the same one
+    M(authops.celery_tuning.worker_profile) recommends with. C(prefork): one child per CPU, one process.
+    C(threads), C(gevent), C(eventlet) (one core per process, the GIL): slots per process = 0.8 (target
+    utilisation) x task wall time / worker CPU time per task, at least 1; the process is then 80% busy.
+    The task profile comes from O(profile) (a measurement of the running worker); without one,
+    workload C(io) uses the bench's DB task as M(authops.celery_tuning.worker_profile) measured it
+    (156 ms per task, 6.8 ms CPU per task: 18 slots) with one process per CPU (Auth's periodic updates
+    come in bursts), and C(mixed) Auth's stock 5 in one process. With a measurement numprocs grows to
+    the CPU count when work waited in the queue through the whole window, else to what the measured
+    tasks in flight need. When the DB connection budget cannot hold every process at the model's size,
+    auto numprocs shrinks first, then concurrency. C(solo), single-threaded workers and beat -> 1; a
+    given concurrency keeps numprocs C(auto) at 1."
   - Every pool slot (prefork child, thread, greenlet) may hold one database connection. Auto
     concurrency values are scaled down proportionally so that the sum over all workers fits
     O(db_connection_budget), and prefork auto values are scaled down so that concurrency x
@@ -46,6 +58,9 @@ description:
     of 25% of the baseline and 64 MiB, is an error (or a warning with
     O(baseline_headroom_action=warn)); without a baseline a limit below 185 MiB (121 MiB + 64 MiB)
     gives a warning.
+  - "Time limits the pool ignores: C(threads) and C(solo) enforce neither C(--time-limit) nor
+    C(--soft-time-limit); C(gevent) and C(eventlet) enforce no soft limit. Such a limit gives a
+    warning (the flag is still passed), or with O(strict=true) an error."
   - Stop safety. Supervisor kills a worker that outlives C(stopwaitsecs) and tasks running then
     are lost. With a hard O(workers[].time_limit) the module returns
     C(stopwaitsecs_recommended) = max(stopwaitsecs, time_limit + 30) and warns when
@@ -154,9 +169,11 @@ options:
         type: bool
       numprocs:
         description:
-          - Supervisor C(numprocs) of the program.
-          - "Default: C(1), or the O(worker_defaults) value."
-        type: int
+          - Supervisor C(numprocs) of the program, V(auto) or an integer >= 1. V(auto) is sized by the
+            model in the description (threads, gevent and eventlet with auto concurrency get up to one
+            process per CPU; other workers 1).
+          - "Default: C(auto), or the O(worker_defaults) value."
+        type: raw
       numprocs_start:
         description:
           - Supervisor C(numprocs_start) of the program.
@@ -186,12 +203,14 @@ options:
         type: int
       time_limit:
         description:
-          - Hard task time limit in seconds (C(--time-limit=N)).
+          - Hard task time limit in seconds (C(--time-limit=N)). Enforced by C(prefork), C(gevent) and
+            C(eventlet) only; with C(threads) or C(solo) a warning, or an error with O(strict=true).
         type: int
       soft_time_limit:
         description:
           - Soft task time limit in seconds (C(--soft-time-limit=N)); must be lower than
-            O(workers[].time_limit).
+            O(workers[].time_limit). Enforced by C(prefork) only; with other pools a warning, or an
+            error with O(strict=true).
         type: int
       stopwaitsecs:
         description:
@@ -208,7 +227,10 @@ options:
             C(-A)/C(--app), C(-P)/C(--pool), C(-c)/C(--concurrency), C(--autoscale),
             C(-Q)/C(--queues), C(-l)/C(--loglevel), C(-n)/C(--hostname),
             C(--max-memory-per-child), C(--max-tasks-per-child), C(--prefetch-multiplier),
-            C(--time-limit), C(--soft-time-limit).
+            C(--time-limit), C(--soft-time-limit). Use O(workers[].concurrency) instead of
+            C(--autoscale), which Auth's supervisor programs do not need (a fixed pool, sized by the
+            model, keeps the DB connection budget predictable).
+          - "Example: C([\"--without-mingle --without-gossip\"])."
         type: list
         elements: str
       supervisor:
@@ -337,10 +359,23 @@ options:
     default: error
   strict:
     description:
-      - Fail when memory flags are set on a pool that ignores them instead of warning and using
-        a memmon limit.
+      - Fail when memory flags or time limits are set on a pool that ignores them, instead of warning
+        (memory flags then become a memmon limit).
     type: bool
     default: false
+  profile:
+    description:
+      - A measurement of the running workers, as M(authops.celery_tuning.worker_profile) returns it
+        (its C(workers) list and C(db_driver)). Workers with auto concurrency or numprocs are sized from
+        their program's measured task time and CPU time per task (see the sizing model). A program with
+        too few tasks in the window is sized from the defaults, and C(explain) says so.
+    type: dict
+  db_driver:
+    description:
+      - The database driver of the tasks, for the auto pool. Default the O(profile)'s C(db_driver),
+        else C(mysqlclient) (Auth's).
+    type: str
+    choices: [mysqlclient, pymysql, psycopg2, psycopg, sqlite3, none, unknown]
 seealso:
   - name: Alliance Auth Celery tuning
     description: The guide these rules follow.
@@ -388,6 +423,19 @@ EXAMPLES = r"""
         concurrency: 10
         max_memory_per_child: 512MB
   register: plan
+
+- name: Plan from a measurement of the running workers
+  authops.celery_tuning.worker_profile:
+    window: 60
+  register: profile
+
+- name: Size the auto workers from it
+  authops.celery_tuning.worker_flags:
+    profile: "{{ profile }}"
+    workers:
+      - name: worker
+        workload: io
+  register: flags
 
 - name: Show the supervisor command line
   ansible.builtin.debug:
@@ -637,6 +685,7 @@ warnings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
+    DB_DRIVERS,
     DEFAULT_DB_CONNECTION_BUDGET,
     DEFAULT_MEMORY_BUDGET_PERCENT,
     HEADROOM_ACTIONS,
@@ -672,6 +721,8 @@ def argument_spec():
         allow_small_memory_limit=dict(type="bool", default=False),
         baseline_headroom_action=dict(type="str", choices=list(HEADROOM_ACTIONS), default="error"),
         strict=dict(type="bool", default=False),
+        profile=dict(type="dict"),
+        db_driver=dict(type="str", choices=list(DB_DRIVERS)),
     )
 
 
@@ -719,7 +770,8 @@ def main():
             db_connection_budget=params["db_connection_budget"],
             allow_small_memory_limit=params["allow_small_memory_limit"],
             baseline_headroom_action=params["baseline_headroom_action"], strict=params["strict"],
-            cpu_source=cpu_source, memory_source=memory_source, measured_rss=params["measured_rss"])
+            cpu_source=cpu_source, memory_source=memory_source, measured_rss=params["measured_rss"],
+            profile=params["profile"], db_driver=params["db_driver"])
     except (WorkerFlagsError, GateError) as exc:
         module.fail_json(msg=str(exc))
 

@@ -76,7 +76,7 @@ def procs_of(options):
 def test_auth_defaults(tmp_path):
     plan, text = render(tmp_path)
     procs = procs_of(parse(tmp_path, text))
-    assert sorted(procs) == ["beat", "worker_00", "worker_services_00"]
+    assert sorted(procs) == ["beat", "worker_00", "worker_01", "worker_services_00"]
     assert "--pool=threads" in procs["worker_00"].command and procs["worker_00"].stopwaitsecs == 600
     assert procs["worker_00"].killasgroup and not procs["worker_00"].stopasgroup
     assert "--queues=services" in procs["worker_services_00"].command
@@ -113,7 +113,7 @@ def test_stock_auth_file_is_carried_over(tmp_path):
                         supervisord_environment=adoption["environment"], adopted_memmon=adoption["memmon"])
     options = parse(tmp_path, text)
     procs = procs_of(options)
-    assert sorted(procs) == ["beat", "gunicorn", "worker_00", "worker_services_00"]
+    assert sorted(procs) == ["beat", "gunicorn", "worker_00", "worker_01", "worker_services_00"]
     assert procs["gunicorn"].command == ("/home/allianceserver/venv/auth/bin/gunicorn myauth.wsgi --workers=3 "
                                          "--timeout 120 --pid /home/allianceserver/myauth/gunicorn.pid "
                                          "--no-control-socket")

@@ -227,9 +227,9 @@ def test_auto_pool_from_workload(workload, pool):
 
 def test_auto_concurrency_defaults():
     assert one({"name": "w", "workload": "cpu"}, cpu_count=6)["concurrency"] == 6
-    assert one({"name": "w", "workload": "io"})["concurrency"] == 20
-    assert one({"name": "w", "pool": "gevent"})["concurrency"] == 10
-    assert one({"name": "w", "pool": "eventlet"})["concurrency"] == 10
+    assert one({"name": "w", "workload": "io"})["concurrency"] == 18
+    assert one({"name": "w", "pool": "gevent"})["concurrency"] == 18
+    assert one({"name": "w", "pool": "eventlet"})["concurrency"] == 18
     assert one({"name": "w", "workload": "mixed"})["concurrency"] == 5
 
 
@@ -288,6 +288,8 @@ def test_gevent_auto_capped_by_db_budget():
     a, b, c = result["workers"]
     assert c["concurrency"] == 2
     assert a["concurrency"] == b["concurrency"] == 5
+    assert a["process_names"] == ["a_00"] and b["process_names"] == ["b_00"]  # fewer processes first
+    assert any("numprocs capped from 4 to 1" in line for line in a["explain"])
     assert result["budget"]["db_connections"] <= 12
     assert any("DB connection budget" in line for line in a["explain"])
 
@@ -381,7 +383,7 @@ def test_limit_below_baseline_headroom_errors():
 def test_limit_below_baseline_headroom_warn():
     result = plan([{"name": "w", "pool": "gevent", "memory_limit": "160MB",
                     "memory_baseline": "121MiB"}], baseline_headroom_action="warn")
-    assert result["memmon_limits"] == {"w_00": "160MB"}
+    assert result["memmon_limits"]["w_00"] == "160MB"
     assert any("memory_baseline" in x for x in result["warnings"])
 
 
@@ -410,9 +412,9 @@ def test_stopwaitsecs_recommended():
 
 
 def test_stopwaitsecs_warning():
-    result = plan([{"name": "w", "pool": "threads", "time_limit": 900}])
+    result = plan([{"name": "w", "pool": "prefork", "time_limit": 900}])
     assert any(x.startswith("w: stopwaitsecs 600") for x in result["warnings"])
-    result = plan([{"name": "w", "pool": "threads", "time_limit": 300}])
+    result = plan([{"name": "w", "pool": "prefork", "time_limit": 300}])
     assert result["warnings"] == []
     assert result["workers"][0]["stopwaitsecs_recommended"] == 600
 
@@ -483,11 +485,13 @@ def test_stock_auth_plan():
     ])
     beat, worker, services = result["workers"]
     assert beat["argv"] == ["/v/bin/celery", "-A", "myauth", "beat", "--loglevel=info"]
-    assert worker["pool"] == "threads" and worker["concurrency"] == 20
+    assert worker["pool"] == "threads" and worker["concurrency"] == 18
     assert services["pool"] == "prefork" and services["concurrency"] == 1
     assert result["packages"] == []
-    assert result["memmon_limits"] == {"worker_00": "512MB"}
-    assert result["budget"]["db_connections"] == 22
+    # no measurement: one process per CPU (4 here), 18 threads each
+    assert worker["process_names"] == ["worker_00", "worker_01", "worker_02", "worker_03"]
+    assert result["memmon_limits"] == dict(("worker_%02d" % n, "512MB") for n in range(4))
+    assert result["budget"]["db_connections"] == 1 + 4 * 18 + 1
     assert [w["name"] for w in result["workers"]] == ["beat", "worker", "worker_services"]
 
 
@@ -519,3 +523,147 @@ def test_prefork_memmon_limit_above_idle_tree_is_explained():
     w = result["workers"][0]
     assert not any("whole tree" in x for x in result["warnings"])
     assert any("covers the prefork tree" in x for x in w["explain"])
+
+
+# --------------------------------------------------------------------------- sizing model (issue 11)
+
+from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (  # noqa: E402
+    auto_pool,
+    size_pool,
+)
+
+
+def measured(name="worker", tasks=400, task_seconds=0.125, cpu=0.005, backlog_min=0, in_flight=5.0):
+    return {"name": name, "tasks": tasks, "task_seconds": task_seconds, "cpu_seconds_per_task": cpu,
+            "backlog_min": backlog_min, "in_flight_mean": in_flight}
+
+
+@pytest.mark.parametrize("wall,cpu,expected", [
+    (0.125, 0.005, 20),   # the bench's DB task: the documented default
+    (0.100, 0.010, 8),
+    (1.0, 0.004, 200),
+    (0.05, 0.05, 1),      # CPU-bound on threads: one slot already fills the core
+    (0.01, 1.0, 1),       # never below one
+])
+def test_size_pool_slots_follow_wall_over_cpu(wall, cpu, expected):
+    size = size_pool("threads", "io", 2, measured(task_seconds=wall, cpu=cpu))
+    assert size["concurrency"] == expected
+    assert size["measured"]
+
+
+def test_size_pool_without_measurement_uses_bench_defaults():
+    size = size_pool("threads", "io", 8)
+    assert (size["concurrency"], size["numprocs"], size["measured"]) == (18, 8, False)
+    assert size_pool("threads", "io", 1)["numprocs"] == 1
+    assert size_pool("threads", "mixed", 8)["numprocs"] == 1
+    assert any("no measurement" in line for line in size["explain"])
+    assert size_pool("threads", "mixed", 8)["concurrency"] == 5
+    assert size_pool("prefork", "cpu", 6) == dict(
+        concurrency=6, numprocs=1, measured=False, explain=["concurrency=6: one prefork child per CPU (6 CPUs)"])
+    assert size_pool("solo", "io", 6)["concurrency"] == 1
+
+
+def test_numprocs_grows_to_the_cpus_only_when_work_waits():
+    assert size_pool("threads", "io", 4, measured(backlog_min=30))["numprocs"] == 4
+    # no backlog: what the measured tasks in flight need, at 80 % utilisation, 20 per process
+    assert size_pool("threads", "io", 4, measured(in_flight=5))["numprocs"] == 1
+    assert size_pool("threads", "io", 4, measured(in_flight=30))["numprocs"] == 2
+    assert size_pool("threads", "io", 4, measured(in_flight=500))["numprocs"] == 4
+
+
+def test_a_thin_profile_is_not_used():
+    assert not size_pool("threads", "io", 4, measured(tasks=3, backlog_min=9))["measured"]
+    w = one({"name": "worker"}, profile={"workers": [measured(tasks=3, backlog_min=9)]}, cpu_count=2)
+    assert (w["concurrency"], len(w["process_names"])) == (18, 2)
+    assert any("profile not used" in line for line in w["explain"])
+
+
+def test_plan_from_a_profile_grows_numprocs_and_keeps_single_slot_workers():
+    profile = {"db_driver": "mysqlclient", "workers": [
+        measured("worker", task_seconds=0.2, cpu=0.004, backlog_min=50),
+        measured("worker_services", task_seconds=0.2, cpu=0.004, backlog_min=50)]}
+    result = plan([{"name": "worker"}, {"name": "worker_services", "queues": ["services"], "single_threaded": True}],
+                  cpu_count=2, profile=profile)
+    worker, services = result["workers"]
+    assert (worker["pool"], worker["concurrency"], worker["process_names"]) == ("threads", 40, ["worker_00", "worker_01"])
+    assert (services["pool"], services["concurrency"], services["process_names"]) == ("prefork", 1, ["worker_services_00"])
+    assert result["budget"]["db_connections"] == 81
+
+
+def test_auto_numprocs_bounded_by_the_db_budget():
+    profile = {"workers": [measured(task_seconds=1.0, cpu=0.002, backlog_min=5)]}
+    # 400 slots per process would fill a core; 100 connections fit one process at a quarter of that
+    w = plan([{"name": "worker"}], cpu_count=4, profile=profile, db_connection_budget=100)["workers"][0]
+    assert (len(w["process_names"]), w["concurrency"]) == (1, 100)
+    assert any("numprocs capped from 4 to 1" in line for line in w["explain"])
+    assert any("(model: 400)" in line for line in w["explain"])
+    w = plan([{"name": "worker"}], cpu_count=4, profile=profile, db_connection_budget=1000)["workers"][0]
+    assert (len(w["process_names"]), w["concurrency"]) == (2, 400)
+
+
+def test_given_numprocs_and_concurrency_are_kept():
+    profile = {"workers": [measured(backlog_min=50)]}
+    w = one({"name": "worker", "numprocs": 3}, cpu_count=2, profile=profile)
+    assert len(w["process_names"]) == 3
+    w = one({"name": "worker", "concurrency": 7}, cpu_count=2, profile=profile)
+    assert (w["concurrency"], len(w["process_names"])) == (7, 1)
+
+
+def test_auto_numprocs_needs_process_num_in_the_name():
+    profile = {"workers": [measured(backlog_min=50)]}
+    w = one({"name": "worker", "process_name": "%(program_name)s"}, cpu_count=2, profile=profile)
+    assert w["process_names"] == ["worker"]
+
+
+@pytest.mark.parametrize("workload,driver,pool", [
+    ("io", "mysqlclient", "threads"),
+    ("io", "psycopg2", "threads"),
+    ("io", "unknown", "threads"),
+    ("io", "pymysql", "gevent"),
+    ("io", "none", "gevent"),
+    ("mixed", "pymysql", "threads"),
+    ("cpu", "pymysql", "prefork"),
+])
+def test_auto_pool_from_driver(workload, driver, pool):
+    assert auto_pool(workload, driver)[0] == pool
+    assert one({"name": "w", "workload": workload}, db_driver=driver)["pool"] == pool
+
+
+def test_driver_from_the_profile_unless_given():
+    assert one({"name": "w"}, profile={"db_driver": "pymysql", "workers": []})["pool"] == "gevent"
+    assert one({"name": "w"}, profile={"db_driver": "pymysql"}, db_driver="mysqlclient")["pool"] == "threads"
+    with pytest.raises(WorkerFlagsError, match="db_driver"):
+        one({"name": "w"}, db_driver="oracle")
+
+
+def test_gevent_with_mysqlclient_warns():
+    result = plan([{"name": "w", "pool": "gevent"}])
+    assert any("blocks every greenlet" in x for x in result["warnings"])
+
+
+@pytest.mark.parametrize("pool,limits,ignored", [
+    ("threads", {"time_limit": 300}, "--time-limit"),
+    ("threads", {"soft_time_limit": 200}, "--soft-time-limit"),
+    ("solo", {"time_limit": 300}, "--time-limit"),
+    ("gevent", {"time_limit": 300, "soft_time_limit": 200}, "--soft-time-limit"),
+    ("eventlet", {"soft_time_limit": 200}, "--soft-time-limit"),
+])
+def test_time_limits_the_pool_ignores(pool, limits, ignored):
+    worker = dict({"name": "w", "pool": pool}, **limits)
+    result = plan([worker])
+    warning = next(x for x in result["warnings"] if "silently" in x)
+    assert ignored in warning
+    with pytest.raises(WorkerFlagsError, match="strict: false"):
+        plan([worker], strict=True)
+
+
+def test_time_limits_enforced_give_no_warning():
+    assert not [x for x in plan([{"name": "w", "pool": "prefork", "time_limit": 300, "soft_time_limit": 200}])["warnings"]
+                if "silently" in x]
+    assert not [x for x in plan([{"name": "w", "pool": "gevent", "time_limit": 300}])["warnings"] if "silently" in x]
+
+
+@pytest.mark.parametrize("value", [0, -1, "many", True])
+def test_bad_numprocs_refused(value):
+    with pytest.raises(WorkerFlagsError, match="numprocs"):
+        one({"name": "w", "numprocs": value})

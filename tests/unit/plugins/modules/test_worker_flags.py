@@ -138,7 +138,7 @@ def test_warnings_go_through_module_warn(fake_host):
     kind, result = run({"workers": [{"name": "worker", "pool": "gevent",
                                      "max_memory_per_child": "512MB"}]})
     assert kind is AnsibleExitJson
-    assert result["memmon_limits"] == {"worker_00": "512MB"}
+    assert result["memmon_limits"] == {"worker_00": "512MB", "worker_01": "512MB"}
     assert any(w.startswith("worker: max_memory_per_child ignored")
                for w in result["warnings_emitted"])
 

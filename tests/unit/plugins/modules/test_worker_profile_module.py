@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# Copyright: authops.celery_tuning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import json
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.authops.celery_tuning.plugins.modules import worker_profile
+
+try:  # ansible-core >= 2.19
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # pragma: no cover - older ansible-core
+    patch_module_args = None
+
+
+class AnsibleExitJson(Exception):
+    pass
+
+
+class AnsibleFailJson(Exception):
+    pass
+
+
+def exit_json(self, **kwargs):
+    kwargs.setdefault("changed", False)
+    kwargs["warnings_emitted"] = list(self._test_warnings)
+    kwargs["check_mode_seen"] = self.check_mode
+    raise AnsibleExitJson(kwargs)
+
+
+def fail_json(self, **kwargs):
+    kwargs["failed"] = True
+    raise AnsibleFailJson(kwargs)
+
+
+def warn(self, warning):
+    self._test_warnings.append(warning)
+
+
+@contextlib.contextmanager
+def module_args(args):
+    if patch_module_args is not None:
+        with patch_module_args(args):
+            yield
+        return
+    old = basic._ANSIBLE_ARGS  # pragma: no cover
+    basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))  # pragma: no cover
+    try:  # pragma: no cover
+        yield
+    finally:  # pragma: no cover
+        basic._ANSIBLE_ARGS = old
+
+
+@pytest.fixture(autouse=True)
+def patched_module(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    monkeypatch.setattr(basic.AnsibleModule, "warn", warn)
+    monkeypatch.setattr(basic.AnsibleModule, "_test_warnings", [], raising=False)
+    yield
+
+
+import sys  # noqa: E402
+
+sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "module_utils"))
+from test_worker_profile import doc  # noqa: E402  pylint: disable=wrong-import-position
+
+WORKER = {"pid": 200, "uid": 1000, "argv": ["/venv/bin/python3", "/venv/bin/celery", "-A", "myauth", "worker"],
+          "python": "/venv/bin/python3", "cwd": "/tmp"}
+
+
+@pytest.fixture
+def fake_target(monkeypatch):
+    calls = []
+    state = {"workers": [WORKER], "rc": 0, "out": json.dumps(doc()), "err": ""}
+
+    def run_command(self, cmd, cwd=None, environ_update=None, **kwargs):
+        calls.append(dict(cmd=cmd, cwd=cwd, env=environ_update))
+        return state["rc"], state["out"], state["err"]
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/usr/sbin/" + name)
+    monkeypatch.setattr(worker_profile, "find_workers", lambda app, project_dir=None: list(state["workers"]))
+    monkeypatch.setattr(worker_profile, "read_environ", lambda pid: {"AA_DB_PASSWORD": "secret", "PATH": "/usr/bin"})
+    monkeypatch.setattr(worker_profile, "host_facts", lambda: {"cpu_count": 2})
+    monkeypatch.setattr(worker_profile.os, "access", lambda path, mode: True)
+    monkeypatch.setattr(worker_profile.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(worker_profile.pwd, "getpwuid", lambda uid: type("pw", (), {"pw_name": "allianceserver", "pw_gid": 1000}))
+    state["calls"] = calls
+    return state
+
+
+def run(args):
+    with module_args(args):
+        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as exc:
+            worker_profile.main()
+    return exc.type, exc.value.args[0]
+
+
+def test_measures_as_the_workers_user_with_their_environment(fake_target):
+    kind, result = run({"window": 10, "_ansible_check_mode": True})
+    assert kind is AnsibleExitJson, result
+    assert result["changed"] is False
+    call = fake_target["calls"][0]
+    assert call["cmd"][:4] == ["/usr/sbin/runuser", "-u", "allianceserver", "--"]
+    assert call["cmd"][4] == "/venv/bin/python3" and call["cmd"][5] == "-c"
+    assert json.loads(call["cmd"][7]) == {"app": "myauth", "window": 10, "interval": 2.0, "timeout": 1.0}
+    assert call["cwd"] == "/tmp" and call["env"]["AA_DB_PASSWORD"] == "secret"
+    assert "secret" not in json.dumps(result)
+    assert [w["name"] for w in result["workers"]] == ["worker", "worker_services"]
+    assert result["workers"][0]["recommended"]["numprocs"] == 2
+    assert result["processes"] == [{"pid": 200, "uid": 1000}]
+
+
+def test_no_workers(fake_target):
+    fake_target["workers"] = []
+    kind, result = run({})
+    assert kind is AnsibleFailJson and "no Celery worker process of app myauth" in result["msg"]
+    kind, result = run({"missing_ok": True})
+    assert kind is AnsibleExitJson and result["workers"] == []
+    assert fake_target["calls"] == []
+
+
+def test_probe_failure_is_reported(fake_target):
+    fake_target.update(rc=1, out="", err="ModuleNotFoundError: No module named 'myauth'")
+    kind, result = run({})
+    assert kind is AnsibleFailJson and "No module named 'myauth'" in result["msg"]
+
+
+def test_bad_window_refused_before_anything_runs(fake_target):
+    kind, result = run({"window": 2})
+    assert kind is AnsibleFailJson and "window" in result["msg"]
+    assert fake_target["calls"] == []
