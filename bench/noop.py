@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """How long a no-change re-run of playbooks/tune.yml takes against a real Auth 5.5 server.
 
 `make bench` runs it after bench.py (`make bench-noop` alone). It starts a container from the real Auth 5.5
@@ -48,8 +47,8 @@ def play(args, inventory, env):
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
     if out.returncode != 0:
-        raise RuntimeError("%s failed (rc %d):\n%s\n%s" % (" ".join(cmd), out.returncode, out.stdout[-4000:],
-                                                         out.stderr[-2000:]))
+        raise RuntimeError("%s failed (rc %d):\n%s\n%s"
+                           % (" ".join(cmd), out.returncode, out.stdout[-4000:], out.stderr[-2000:]))
     changed = sum(int(n) for n in re.findall(r"changed=(\d+)", out.stdout))
     return seconds, changed, out.stdout
 

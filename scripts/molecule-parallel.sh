@@ -14,7 +14,7 @@ MOLECULE=${MOLECULE:-molecule}
 mkdir -p "$LOGS"
 
 run_one() {
-  local spec=$1 s=${1%@*} v= start rc venv
+  local spec=$1 s=${1%@*} v='' start rc venv
   [ "$spec" != "$s" ] && v=${spec#*@}
   start=$(date +%s)
   if [ -n "$v" ]; then
