@@ -185,8 +185,12 @@ def _check_single_slot(queues):
                 "queue %s must run one task at a time in the whole cluster (Discord role sync breaks "
                 "otherwise), but %s consume it. Keep one single-threaded worker for it on one host (a worker "
                 "host leaves it out: celery_workers_web_only_programs)"
-                % (queue, ", ".join("%s on %s (%d slot%s)" % (c["node"], c["host"], c["slots"],
-                                                             "" if c["slots"] == 1 else "s") for c in taken)))
+                % (queue, ", ".join(_slots(c) for c in taken)))
+
+
+def _slots(consumer):
+    return "%s on %s (%d slot%s)" % (consumer["node"], consumer["host"], consumer["slots"],
+                                     "" if consumer["slots"] == 1 else "s")
 
 
 def _db_budget(members, given):

@@ -204,3 +204,10 @@ def test_bad_role_outside_the_play():
 def test_no_hosts():
     with pytest.raises(ClusterError, match="hosts is empty"):
         plan_cluster({})
+
+
+def test_cluster_node_name_reaches_the_command_escaped():
+    """supervisor expands %(...)s and turns %% into %: Celery gets --hostname=worker_00@%h."""
+    worker = [w for w in real_plan(WEB_WORKERS)["workers"] if w["name"] == "worker"][0]
+    assert "--hostname=%(program_name)s_%(process_num)02d@%h" in worker["argv"]
+    assert "--hostname=%(program_name)s_%(process_num)02d@%%h" in worker["command"]
