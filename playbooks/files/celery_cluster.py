@@ -48,13 +48,17 @@ def _pool_names():
 
 
 def _nodes(app, expect, timeout):
+    """Ping first (every node, or the expected ones); then ask only the nodes that answered, so each
+    further question returns as soon as they all replied instead of after the whole timeout."""
     pool_names = _pool_names()
-    inspect = app.control.inspect(destination=sorted(expect) or None, timeout=timeout)
-    ping = inspect.ping() or {}
-    stats = inspect.stats() or {}
-    active = inspect.active() or {}
-    reserved = inspect.reserved() or {}
-    queues = inspect.active_queues() or {}
+    ping = app.control.inspect(destination=sorted(expect) or None, timeout=timeout).ping() or {}
+    stats = active = reserved = queues = {}
+    if ping:
+        inspect = app.control.inspect(destination=sorted(ping), timeout=timeout)
+        stats = inspect.stats() or {}
+        active = inspect.active() or {}
+        reserved = inspect.reserved() or {}
+        queues = inspect.active_queues() or {}
     nodes = {}
     for name in sorted(set(ping) | set(stats) | set(expect)):
         pool = (stats.get(name) or {}).get("pool") or {}
