@@ -10,7 +10,7 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/authops/celery_tuning
 SANITY_TREE := $(or $(TMPDIR),/tmp)/authops-celery-tuning-sanity/ansible_collections/authops/celery_tuning
 # NAME@VERSION runs a scenario with an older ansible-core (scripts/molecule-venv.sh): prefork runs on the
 # oldest that meta/runtime.yml declares.
-SCENARIOS ?= auth55 default prefork@2.16 adopt supervisor
+SCENARIOS ?= auth55 cluster default prefork@2.16 adopt supervisor
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
