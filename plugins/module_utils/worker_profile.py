@@ -54,16 +54,28 @@ class ProfileError(Exception):
 # the worker processes
 # ---------------------------------------------------------------------------------------------
 
+def _titled_args(argv):
+    """The arguments kept in a Celery process title (setproctitle, as in Auth's venv):
+    ``[celeryd: celery@worker_00:MainProcess] -active- (-A myauth worker --pool=threads ...)``."""
+    text = " ".join(argv)
+    if not text.startswith("[celeryd") or "(" not in text:
+        return None
+    inner = text[text.index("(") + 1:]
+    return inner[:inner.rindex(")")].split() if ")" in inner else inner.split()
+
+
 def worker_app(argv):
-    """The ``-A``/``--app`` of a ``celery ... worker`` argv, or None when it is no Celery worker."""
+    """The ``-A``/``--app`` of a ``celery ... worker`` argv (or process title), or None when it is no Celery worker."""
     if not argv:
         return None
-    start = 0
-    if os.path.basename(argv[0]).startswith("python"):
-        start = 2 if len(argv) > 2 and argv[1] == "-m" else 1
-    if start >= len(argv) or "celery" not in os.path.basename(argv[start]):
-        return None
-    args = argv[start + 1:]
+    args = _titled_args(argv)
+    if args is None:
+        start = 0
+        if os.path.basename(argv[0]).startswith("python"):
+            start = 2 if len(argv) > 2 and argv[1] == "-m" else 1
+        if start >= len(argv) or "celery" not in os.path.basename(argv[start]):
+            return None
+        args = argv[start + 1:]
     app = None
     for index, arg in enumerate(args):
         if arg in ("-A", "--app") and index + 1 < len(args):
@@ -86,11 +98,22 @@ def _status_uid(pid, proc):
     return None
 
 
-def _python_of(argv):
-    """The interpreter that runs the worker: argv[0] when it is a python, else the venv's python next to celery."""
-    if os.path.basename(argv[0]).startswith("python"):
+def _python_of(pid, argv, proc):
+    """The interpreter that runs the worker: argv[0] when it is a python, the python next to celery, or (for a
+    process title) the ``bin/python`` of the virtualenv whose site-packages the process has mapped."""
+    if argv and os.path.basename(argv[0]).startswith("python"):
         return argv[0]
-    return os.path.join(os.path.dirname(argv[0]), "python")
+    if argv and os.path.basename(argv[0]).startswith("celery"):
+        return os.path.join(os.path.dirname(argv[0]), "python")
+    try:
+        with open(os.path.join(proc, str(pid), "maps")) as handle:
+            for line in handle:
+                path = line.split(None, 5)[-1].strip() if line.count(" ") >= 5 else ""
+                if "/lib/python" in path and "/site-packages/" in path:
+                    return path[:path.index("/lib/python")] + "/bin/python"
+    except (IOError, OSError):
+        pass
+    return None
 
 
 def _pid_namespace(pid, proc):
@@ -103,9 +126,10 @@ def _pid_namespace(pid, proc):
 def find_workers(app, proc="/proc", project_dir=None):
     """The main processes of the app's Celery workers (not prefork children), sorted by pid.
 
-    Each is ``dict(pid, uid, argv, python, cwd)``; ``cwd`` is None when it cannot be read. Processes of
-    another PID namespace (containers on the host) are left out, and with ``project_dir`` those that
-    run elsewhere.
+    Each is ``dict(pid, uid, argv, python, cwd)``; ``python`` and ``cwd`` are None when they cannot be read
+    (they need ptrace access: root without CAP_SYS_PTRACE, in a container, cannot read them for another
+    user's process). Processes of another PID namespace (containers on the host) are left out, and with
+    ``project_dir`` those that run elsewhere.
     """
     own_namespace = _pid_namespace("self", proc)
     matches = {}
@@ -113,8 +137,11 @@ def find_workers(app, proc="/proc", project_dir=None):
         if not entry.isdigit():
             continue
         argv = read_cmdline(entry, proc)
-        if argv and worker_app(argv) == app and _pid_namespace(entry, proc) == own_namespace:
-            matches[int(entry)] = argv
+        if argv and worker_app(argv) == app:
+            namespace = _pid_namespace(entry, proc)
+            # unreadable (root without CAP_SYS_PTRACE in a container): cannot tell, so keep it
+            if namespace is None or own_namespace is None or namespace == own_namespace:
+                matches[int(entry)] = argv
     found = []
     for pid in sorted(matches):
         if read_ppid(pid, proc) in matches:
@@ -123,10 +150,10 @@ def find_workers(app, proc="/proc", project_dir=None):
             cwd = os.readlink(os.path.join(proc, str(pid), "cwd"))
         except OSError:
             cwd = None
-        if project_dir and cwd != project_dir.rstrip("/"):
+        if project_dir and cwd is not None and cwd != project_dir.rstrip("/"):
             continue
-        found.append(dict(pid=pid, uid=_status_uid(pid, proc), argv=matches[pid], python=_python_of(matches[pid]),
-                          cwd=cwd))
+        found.append(dict(pid=pid, uid=_status_uid(pid, proc), argv=matches[pid],
+                          python=_python_of(pid, matches[pid], proc), cwd=cwd))
     return found
 
 
@@ -152,6 +179,14 @@ def read_environ(pid, proc="/proc"):
 PROBE = r'''
 import importlib, json, os, sys, time
 args = json.loads(sys.argv[1])
+try:  # the worker's own environment (supervisor's environment= included); readable as its user
+    with open("/proc/%d/environ" % args["pid"], "rb") as fh:
+        for item in fh.read().split(b"\0"):
+            if b"=" in item:
+                key, value = item.split(b"=", 1)
+                os.environ[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+except (OSError, KeyError, TypeError):
+    pass
 sys.path.insert(0, os.getcwd())
 from celery.app.utils import find_app
 app = find_app(args["app"])
@@ -269,8 +304,8 @@ print(json.dumps({"window": round(t_last - t_first, 3), "first": first, "last": 
 '''
 
 
-def probe_args(app, window, interval, timeout):
-    """The probe's one argument (JSON), checked."""
+def probe_args(app, window, interval, timeout, pid=None):
+    """The probe's one argument (JSON), checked. ``pid``: the worker whose environment the probe takes."""
     import json
     if not isinstance(window, (int, float)) or window < 5:
         raise ProfileError("window must be at least 5 seconds, got %r" % (window,))
@@ -278,7 +313,7 @@ def probe_args(app, window, interval, timeout):
         raise ProfileError("interval must be between 0.2 seconds and the window, got %r" % (interval,))
     if not isinstance(timeout, (int, float)) or not 0.1 <= timeout <= 30:
         raise ProfileError("timeout must be between 0.1 and 30 seconds, got %r" % (timeout,))
-    return json.dumps({"app": app, "window": window, "interval": interval, "timeout": timeout})
+    return json.dumps({"app": app, "window": window, "interval": interval, "timeout": timeout, "pid": pid})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,9 +25,9 @@ description:
     C(inspect active_queues) (once); queue lengths from the broker (C(LLEN) on Redis, a passive
     declare elsewhere). No events are needed, so it works on a stock Auth."
   - The measurement runs with the workers' own Python (the virtualenv of their C(celery)), as the
-    user they run as, in their working directory and with their environment (supervisor's
-    C(environment=) included), so it reaches the same broker with the same settings. Nothing of
-    that environment is returned.
+    user they run as, in their working directory, and takes their environment (supervisor's
+    C(environment=) included) from C(/proc) as that user, so it reaches the same broker with the same
+    settings. Nothing of that environment passes through the module or is returned.
   - "The recommendation uses the sizing model of M(authops.celery_tuning.worker_flags) (one function
     for both): pool from O(workload) and the database driver found in the virtualenv (C(threads) for
     Django on mysqlclient), slots per process = 0.8 x task time / CPU time per task, numprocs grows to
@@ -82,8 +82,9 @@ options:
     type: int
   python:
     description:
-      - The Python of the workers' virtualenv. Default the interpreter of the first worker process
-        (or the C(python) next to its C(celery)).
+      - The Python of the workers' virtualenv (Auth's C(/home/allianceserver/venv/auth/bin/python)). Default the
+        interpreter of the first worker process, the C(python) next to its C(celery), or, when Celery has set
+        the process title, the C(bin/python) of the virtualenv whose site-packages the process has loaded.
     type: path
   project_dir:
     description:
@@ -100,8 +101,10 @@ seealso:
   - module: authops.celery_tuning.worker_flags
     description: Plans the workers; takes this module's result as its O(authops.celery_tuning.worker_flags#module:profile).
 notes:
-  - Needs C(become) when the workers run as another user (it reads their environment in C(/proc) and
-    runs the measurement as their user with C(runuser) or C(setpriv)).
+  - Needs C(become) when the workers run as another user (it runs the measurement as their user with
+    C(runuser) or C(setpriv)).
+  - Root without C(CAP_SYS_PTRACE) (a container) cannot read another user's process's working directory or
+    loaded libraries; give O(python) and O(project_dir) there.
   - Celery's C(inspect stats) counts tasks when they start; over a window of a steady load that is
     the completion rate.
 """
@@ -299,7 +302,6 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_profi
     ProfileError,
     find_workers,
     probe_args,
-    read_environ,
     summarize,
 )
 
@@ -340,7 +342,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     try:
-        arg = probe_args(params["app"], params["window"], params["interval"], params["timeout"])
+        probe_args(params["app"], params["window"], params["interval"], params["timeout"])
     except ProfileError as exc:
         module.fail_json(msg=str(exc))
     workers = find_workers(params["app"], project_dir=params["project_dir"])
@@ -355,16 +357,16 @@ def main():
     first = workers[0]
     python = params["python"] or first["python"]
     cwd = params["project_dir"] or first["cwd"]
-    if not os.access(python, os.X_OK):
-        module.fail_json(msg="cannot run the workers' python %s; set python to the virtualenv's python" % python)
+    if not python or not os.access(python, os.X_OK):
+        module.fail_json(msg="cannot find or run the workers' python (%s); set python to the virtualenv's python, "
+                             "e.g. /home/allianceserver/venv/auth/bin/python" % python)
     if not cwd or not os.path.isdir(cwd):
         module.fail_json(msg="cannot read the workers' working directory; set project_dir (Auth: /home/allianceserver/myauth)")
-    env = read_environ(first["pid"])
-    if env is None:
-        module.fail_json(msg="cannot read the environment of worker pid %d; run with become: true" % first["pid"])
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    arg = probe_args(params["app"], params["window"], params["interval"], params["timeout"], first["pid"])
+    # The probe takes the worker's environment from /proc itself, as the worker's user: nothing of it
+    # passes through this module.
     cmd = _as_user(module, first["uid"]) + [python, "-c", PROBE, arg]
-    rc, out, err = module.run_command(cmd, cwd=cwd, environ_update=env)
+    rc, out, err = module.run_command(cmd, cwd=cwd, environ_update={"PYTHONDONTWRITEBYTECODE": "1"})
     if rc != 0:
         module.fail_json(msg="the measurement failed (rc %d) running %s in %s: %s"
                              % (rc, python, cwd, (err or out).strip()[-2000:]))

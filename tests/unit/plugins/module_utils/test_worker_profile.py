@@ -36,6 +36,12 @@ VENV = "/home/allianceserver/venv/auth/bin/"
     ([VENV + "gunicorn", "myauth.wsgi"], None),
     ([VENV + "python3", "manage.py", "runserver"], None),
     ([], None),
+    # Celery's process title (setproctitle installed, as in Auth's venv)
+    (["[celeryd: celery@worker_00:MainProcess] -active- (-A myauth worker --pool=threads --hostname=worker_00)"],
+     "myauth"),
+    (["[celeryd: celery@worker_services_00:ForkPoolWorker-1]"], None),
+    (["[celeryd: celery@w:MainProcess] -idle- (--app=other worker"], "other"),
+    (["[celerybeat]"], None),
 ])
 def test_worker_app(argv, app):
     assert worker_app(argv) == app
@@ -86,6 +92,18 @@ def test_find_workers_skips_prefork_children_and_other_apps(tmp_path):
 def test_python_next_to_celery(tmp_path):
     proc = fake_proc(tmp_path, {10: (1, [VENV + "celery", "-A", "myauth", "worker"], 0)})
     assert find_workers("myauth", proc=proc)[0]["python"] == VENV + "python"
+
+
+def test_python_of_a_titled_process_from_its_maps(tmp_path):
+    title = "[celeryd: celery@worker_00:MainProcess] -active- (-A myauth worker --pool=threads)"
+    proc = fake_proc(tmp_path, {10: (1, [title], 1000), 11: (1, [title.replace("myauth", "other")], 1000)})
+    (tmp_path / "10" / "maps").write_text(
+        "7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+        "7f02-7f03 r-xp 00000000 08:01 2 /home/allianceserver/venv/auth/lib/python3.11/site-packages/"
+        "MySQLdb/_mysql.cpython-311-x86_64-linux-gnu.so\n")
+    found = find_workers("myauth", proc=proc)
+    assert [w["pid"] for w in found] == [10]
+    assert found[0]["python"] == VENV + "python"
 
 
 @pytest.mark.parametrize("window,interval,timeout", [(4, 1, 1), (30, 0.1, 1), (30, 31, 1), (30, 2, 0), ("30", 2, 1)])

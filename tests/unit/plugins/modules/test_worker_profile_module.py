@@ -90,7 +90,6 @@ def fake_target(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/usr/sbin/" + name)
     monkeypatch.setattr(worker_profile, "find_workers", lambda app, project_dir=None: list(state["workers"]))
-    monkeypatch.setattr(worker_profile, "read_environ", lambda pid: {"AA_DB_PASSWORD": "secret", "PATH": "/usr/bin"})
     monkeypatch.setattr(worker_profile, "host_facts", lambda: {"cpu_count": 2})
     monkeypatch.setattr(worker_profile.os, "access", lambda path, mode: True)
     monkeypatch.setattr(worker_profile.os, "geteuid", lambda: 0)
@@ -113,9 +112,8 @@ def test_measures_as_the_workers_user_with_their_environment(fake_target):
     call = fake_target["calls"][0]
     assert call["cmd"][:4] == ["/usr/sbin/runuser", "-u", "allianceserver", "--"]
     assert call["cmd"][4] == "/venv/bin/python3" and call["cmd"][5] == "-c"
-    assert json.loads(call["cmd"][7]) == {"app": "myauth", "window": 10, "interval": 2.0, "timeout": 1.0}
-    assert call["cwd"] == "/tmp" and call["env"]["AA_DB_PASSWORD"] == "secret"
-    assert "secret" not in json.dumps(result)
+    assert json.loads(call["cmd"][7]) == {"app": "myauth", "window": 10, "interval": 2.0, "timeout": 1.0, "pid": 200}
+    assert call["cwd"] == "/tmp" and call["env"] == {"PYTHONDONTWRITEBYTECODE": "1"}
     assert [w["name"] for w in result["workers"]] == ["worker", "worker_services"]
     assert result["workers"][0]["recommended"]["numprocs"] == 2
     assert result["processes"] == [{"pid": 200, "uid": 1000}]
