@@ -76,7 +76,7 @@ LAYOUT = dict(directory="/home/allianceserver/myauth", user="allianceserver", lo
 
 def plan(workers, budget=100):
     return plan_group(workers, LAYOUT, worker_defaults={"node_name": "%(program_name)s_%(process_num)02d@%h"},
-                      cpu_count=2, memory_total="4GB", db_connection_budget=budget)
+                      cpu_count=1, memory_total="4GB", db_connection_budget=budget)
 
 
 def hosts(budget=100, web2=False):
