@@ -157,21 +157,6 @@ def find_workers(app, proc="/proc", project_dir=None):
     return found
 
 
-def read_environ(pid, proc="/proc"):
-    """The environment a process was started with (supervisor's environment= included), as a dict."""
-    try:
-        with open(os.path.join(proc, str(pid), "environ"), "rb") as handle:
-            raw = handle.read()
-    except (IOError, OSError):
-        return None
-    env = {}
-    for item in raw.split(b"\0"):
-        if b"=" in item:
-            key, value = item.split(b"=", 1)
-            env[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
-    return env
-
-
 # ---------------------------------------------------------------------------------------------
 # the probe (runs in the workers' venv; standard library, Celery and kombu only)
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_profi
     find_workers,
     node_program,
     probe_args,
-    read_environ,
     summarize,
     worker_app,
 )
@@ -85,8 +84,6 @@ def test_find_workers_skips_prefork_children_and_other_apps(tmp_path):
     assert found[0]["cwd"] == proc
     assert [w["pid"] for w in find_workers("myauth", proc=proc, project_dir=proc + "/")] == [200, 201]
     assert find_workers("myauth", proc=proc, project_dir="/elsewhere") == []
-    assert read_environ(200, proc=proc) == {"AA_DB_NAME": "alliance_auth", "HOME": "/home/allianceserver"}
-    assert read_environ(999, proc=proc) is None
 
 
 def test_python_next_to_celery(tmp_path):
