@@ -26,6 +26,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
     check_name,
     check_path,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import is_in_place
 
 _KINDS = {
     "line": check_line,
@@ -86,6 +87,10 @@ def supervisor_safe(value, option, kind="line"):
         raise AnsibleFilterError(str(exc))
 
 
+def in_place(state, mode, checksum=None, directory=False):
+    return is_in_place(state, mode, checksum=checksum, directory=directory)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -93,4 +98,5 @@ class FilterModule(object):
             "supervisor_env_line": supervisor_env_line,
             "memmon_size": memmon_size,
             "supervisor_safe": supervisor_safe,
+            "in_place": in_place,
         }

@@ -48,6 +48,14 @@ options:
       - Text that marks a file written by the role.
     type: str
     default: authops.celery_tuning.celery_workers
+  paths:
+    description:
+      - Files and directories to report on in RV(paths) in this same run, read-only.
+      - The celery_workers role passes its group file and log directory, so a re-run skips writing what is
+        already in place.
+    type: list
+    elements: path
+    default: []
 """
 
 EXAMPLES = r"""
@@ -59,6 +67,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+paths:
+  description:
+    - For each of O(paths), what is there now (C(exists), C(isdir), C(islnk), C(mode), C(uid), C(gid), and the
+      SHA-1 C(checksum) of a regular file), as M(authops.celery_tuning.supervisor_info) reports it.
+  returned: always
+  type: dict
 exists:
   description: Whether something is at O(path).
   returned: always
@@ -123,6 +137,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import path_states
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_conf import (
     AdoptionError,
     read_conf,
@@ -143,6 +158,7 @@ def main():
             adopted_path=dict(type="path"),
             tuned=dict(type="list", elements="str", default=[]),
             marker=dict(type="str", default="authops.celery_tuning.celery_workers"),
+            paths=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -153,7 +169,7 @@ def main():
     text = _read(path) if exists and os.path.exists(path) else ""
     managed = exists and not link and module.params["marker"] in text
     result = dict(exists=exists, link=link, link_target=os.readlink(path) if link else None, managed=managed,
-                  adopting=exists and not managed, source=None)
+                  adopting=exists and not managed, source=None, paths=path_states(module.params["paths"]))
     if exists and not managed:
         source = path
     elif managed and os.path.exists(adopted_path):

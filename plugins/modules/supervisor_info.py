@@ -38,6 +38,36 @@ options:
         exists (supervisor not installed yet).
     type: bool
     default: false
+  paths:
+    description:
+      - Files and directories to report on in RV(paths), read-only, in this same run.
+      - The supervisor role passes its own files, so that a re-run skips the tasks that would write what is
+        already in place (see the filter P(authops.celery_tuning.in_place#filter)).
+    type: list
+    elements: path
+    default: []
+  packages:
+    description:
+      - OS package specs (apt's C(name) or C(name=version)) to look up with C(dpkg-query); the ones not installed
+        are in RV(packages_missing).
+    type: list
+    elements: str
+    default: []
+  venv:
+    description:
+      - A virtualenv to check O(venv_requirements) against.
+    type: path
+  venv_requirements:
+    description:
+      - Requirements (C(name==version) pins) to look up in O(venv); the ones not installed as pinned are in
+        RV(venv_missing). Anything but a plain pin counts as missing.
+    type: list
+    elements: str
+    default: []
+  service:
+    description:
+      - A systemd unit (C(supervisor)) whose enabled and active state to report in RV(service).
+    type: str
 requirements:
   - The C(supervisor) Python package for the target's Python (Debian's and Ubuntu's C(supervisor) package
     installs it for C(/usr/bin/python3)).
@@ -116,6 +146,34 @@ processes:
       description: Descendant processes with their pid and rss_bytes.
       type: list
       elements: dict
+paths:
+  description: For each of O(paths), what is there now.
+  returned: success
+  type: dict
+  sample:
+    /etc/supervisor/supervisord.conf:
+      exists: true
+      isdir: false
+      islnk: false
+      mode: "0644"
+      uid: 0
+      gid: 0
+      checksum: 5b0c1e0b3c7a8d7e4f0c2a1b9e8d7c6b5a4f3e2d
+packages_missing:
+  description: The specs of O(packages) that dpkg does not have installed (in the asked version).
+  returned: success
+  type: list
+  elements: str
+venv_missing:
+  description: The requirements of O(venv_requirements) that O(venv) does not have as pinned.
+  returned: success
+  type: list
+  elements: str
+service:
+  description: The unit of O(service), with C(enabled) and C(active) (null when systemctl cannot say).
+  returned: when O(service) is set
+  type: dict
+  sample: {name: supervisor, enabled: true, active: true}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -133,6 +191,12 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_r
     visibly_absent,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect
+from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import (
+    deb_packages_missing,
+    path_states,
+    service_state,
+    venv_requirements_missing,
+)
 
 
 def main():
@@ -140,21 +204,31 @@ def main():
     spec.update(
         name=dict(type='str'),
         missing_ok=dict(type='bool', default=False),
+        paths=dict(type='list', elements='path', default=[]),
+        packages=dict(type='list', elements='str', default=[]),
+        venv=dict(type='path'),
+        venv_requirements=dict(type='list', elements='str', default=[]),
+        service=dict(type='str'),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
+    host = dict(paths=path_states(p['paths']),
+                packages_missing=deb_packages_missing(module.run_command, p['packages']),
+                venv_missing=venv_requirements_missing(p['venv'], p['venv_requirements']))
+    if p['service']:
+        host['service'] = service_state(module.run_command, p['service'])
     if not HAS_SUPERVISOR:
         if p['missing_ok'] and visibly_absent(p['socket'], p['config_file']):
-            module.exit_json(changed=False, found=False, processes=[])
+            module.exit_json(changed=False, found=False, processes=[], **host)
         module.fail_json(msg=missing_supervisor_message(), exception=SUPERVISOR_IMPORT_ERROR)
     try:
         client = connect_from_module_params(p)
         processes = collect(client, p['name'])
     except SupervisorError as exc:
         if p['missing_ok'] and exc.kind in (KIND_BAD_NAME, KIND_REFUSED, KIND_SOCKET_MISSING):
-            module.exit_json(changed=False, found=False, processes=[])
+            module.exit_json(changed=False, found=False, processes=[], **host)
         module.fail_json(msg=exc.msg)
-    module.exit_json(changed=False, found=True, processes=processes)
+    module.exit_json(changed=False, found=True, processes=processes, **host)
 
 
 if __name__ == '__main__':

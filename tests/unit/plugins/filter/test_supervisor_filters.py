@@ -10,7 +10,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.authops.celery_tuning.plugins.filter.supervisor import memmon_size, supervisor_safe
+from ansible_collections.authops.celery_tuning.plugins.filter.supervisor import FilterModule, memmon_size, supervisor_safe
 from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import WorkerFlagsError, parse_size
 from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import plan_group
 
@@ -58,3 +58,11 @@ def test_supervisor_safe_refuses(value, kind, match):
 def test_supervisor_safe_quotes_a_command():
     assert supervisor_safe(["/opt/m/bin/memmon", "-p", "worker_00=256MB", "-m", "ops team@x"], "memmon", "command") \
         == "/opt/m/bin/memmon -p worker_00=256MB -m 'ops team@x'"
+
+
+def test_in_place_filter_is_the_module_utils_rule():
+    filters = FilterModule().filters()
+    state = dict(exists=True, isdir=False, islnk=False, mode="0640", uid=0, gid=0, checksum="abc")
+    assert filters["in_place"](state, "0640", checksum="abc") is True
+    assert filters["in_place"](state, "0640", checksum="abd") is False
+    assert filters["in_place"](None, "0640") is False
