@@ -264,7 +264,8 @@ class Bench:
     def consume(self, on, count):
         """Make every worker stop (or start again) consuming the queue; wait for all ``count`` replies."""
         control = self.app.control.add_consumer if on else self.app.control.cancel_consumer
-        replies = control("celery", reply=True, timeout=5.0)
+        # limit: return once every worker replied, not after the whole timeout
+        replies = control("celery", reply=True, timeout=10.0, limit=count)
         if len(replies) < count:
             raise RuntimeError("%s: %d of %d workers replied" % (control.__name__, len(replies), count))
 
