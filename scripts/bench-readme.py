@@ -41,12 +41,14 @@ def pool_table(title, rows, ratio_title, ratio_key, db=False):
 def section(report):
     h, v = report["host"], report["versions"]
     db, cpu = report["db"], report["cpu"]
+    busy = max(report["loadavg_1m_start"], report["loadavg_1m_end"]) > 0.5 * h["cpu_count"]
     out = [
-        "One full run (%d CPUs, %.0f GiB, Celery %s, MariaDB %s, %s; %.0f s on %s; the machine was shared "
-        "with other work: load average %.1f at the start, %.1f at the end, so the figures are lower than on an idle "
-        "machine; [chart](docs/bench.png), [data](docs/bench.json)):" % (
+        "One full run (%d CPUs, %.0f GiB, Celery %s, MariaDB %s, %s; %.0f s on %s; load average %.1f at the start, "
+        "%.1f at the end%s; [chart](docs/bench.png), [data](docs/bench.json)):" % (
             h["cpu_count"], h["memory_bytes"] / 1024 ** 3, v["celery"], db["mariadb"], db["mysqlclient"],
-            report["bench_seconds"], report["date"][:10], report["loadavg_1m_start"], report["loadavg_1m_end"]),
+            report["bench_seconds"], report["date"][:10], report["loadavg_1m_start"], report["loadavg_1m_end"],
+            ": the machine was shared with other work, so the figures are lower than on an idle machine" if busy
+            else ", nothing else running"),
         "",
         pool_table("I/O set: %d x io_call (100 ms)" % report["n"], report["io"], "x guide default", "ratio_to_a"),
         "",
