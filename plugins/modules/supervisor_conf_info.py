@@ -51,10 +51,11 @@ options:
   paths:
     description:
       - Files and directories to report on in RV(paths) in this same run, read-only.
+      - Absolute paths, used as given (no C(~) or variable expansion), so that they are the keys of RV(paths).
       - The celery_workers role passes its group file and log directory, so a re-run skips writing what is
         already in place.
     type: list
-    elements: path
+    elements: str
     default: []
 """
 
@@ -158,7 +159,7 @@ def main():
             adopted_path=dict(type="path"),
             tuned=dict(type="list", elements="str", default=[]),
             marker=dict(type="str", default="authops.celery_tuning.celery_workers"),
-            paths=dict(type="list", elements="path", default=[]),
+            paths=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )

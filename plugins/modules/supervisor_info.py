@@ -41,10 +41,11 @@ options:
   paths:
     description:
       - Files and directories to report on in RV(paths), read-only, in this same run.
+      - Absolute paths, used as given (no C(~) or variable expansion), so that they are the keys of RV(paths).
       - The supervisor role passes its own files, so that a re-run skips the tasks that would write what is
         already in place (see the filter P(authops.celery_tuning.in_place#filter)).
     type: list
-    elements: path
+    elements: str
     default: []
   packages:
     description:
@@ -204,7 +205,7 @@ def main():
     spec.update(
         name=dict(type='str'),
         missing_ok=dict(type='bool', default=False),
-        paths=dict(type='list', elements='path', default=[]),
+        paths=dict(type='list', elements='str', default=[]),
         packages=dict(type='list', elements='str', default=[]),
         venv=dict(type='path'),
         venv_requirements=dict(type='list', elements='str', default=[]),
