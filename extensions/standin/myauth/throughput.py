@@ -58,20 +58,26 @@ def main():
     task = getattr(tasks, opts.task)
     workers = consumers(opts.queue, opts.timeout)
     nodes = [worker["node"] for worker in workers]
-    paused = bool(nodes) and consume(opts.queue, nodes, False)
-    started = time.monotonic()
-    results = [task.apply_async(args=[opts.url], queue=opts.queue) for _index in range(opts.tasks)]
-    if paused:
-        started = time.monotonic()  # the backlog is queued: the clock measures the workers draining it
-        consume(opts.queue, nodes, True)
-    ok, errors = 0, set()
+    started = time.time()
+    try:
+        if nodes:
+            consume(opts.queue, nodes, False)
+        results = [task.apply_async(args=[opts.url], queue=opts.queue) for _index in range(opts.tasks)]
+    finally:
+        if nodes:  # also after an error: a paused worker would not consume again until restarted
+            started = time.time()
+            consume(opts.queue, nodes, True)
+    ok, errors, starts = 0, set(), []
     for result in results:
-        value = result.get(timeout=max(1.0, opts.timeout - (time.monotonic() - started)))
+        value = result.get(timeout=max(1.0, opts.timeout - (time.time() - started)))
         if value.get("status") == 200 and "error" not in value:
             ok += 1
         else:
             errors.add(str(value.get("error") or value.get("status")))
-    elapsed = time.monotonic() - started
+        if "started_at" in value:
+            starts.append(value["started_at"])
+    # the backlog is queued: the clock runs from the first task that ran to the last result
+    elapsed = time.time() - (min(starts) if starts else started)
     print(json.dumps({"task": opts.task, "tasks": opts.tasks, "ok": ok, "seconds": round(elapsed, 2),
                       "tasks_per_second": round(opts.tasks / elapsed, 1), "workers": workers,
                       "errors": sorted(errors)}))

@@ -132,7 +132,9 @@ def leak(mb):
 
 
 def _get(url, timeout):
-    """One urllib GET: ``{"status", "bytes"}`` or ``{"error"}``, plus ``pid`` and ``elapsed``."""
+    """One urllib GET: ``{"status", "bytes"}`` or ``{"error"}``, plus ``pid``, ``elapsed`` and ``started_at``
+    (the wall clock when the task began: benchmarks time a backlog from the first task that ran)."""
+    started_at = time.time()
     started = time.monotonic()
     try:
         with urllib.request.urlopen(url, timeout=float(timeout)) as resp:
@@ -141,7 +143,7 @@ def _get(url, timeout):
         result = {"status": exc.code, "bytes": len(exc.read())}
     except (urllib.error.URLError, socket.timeout) as exc:
         result = {"error": str(exc)}
-    return dict(result, pid=os.getpid(), elapsed=time.monotonic() - started)
+    return dict(result, pid=os.getpid(), elapsed=time.monotonic() - started, started_at=started_at)
 
 
 @app.task
@@ -187,12 +189,13 @@ def esi_db(url, queries=4, query_seconds=0.005, timeout=10):
 @app.task
 def cpu(n):
     """CPU-bound loop (holds the GIL: shows threads vs prefork)."""
+    started_at = time.time()
     started = time.monotonic()
     acc = 0
     for i in range(int(n)):
         acc = (acc + i * i) % 1000000007
     return {"pid": os.getpid(), "result": acc,
-            "elapsed": time.monotonic() - started}
+            "elapsed": time.monotonic() - started, "started_at": started_at}
 
 
 class ConcurrentExecution(RuntimeError):
