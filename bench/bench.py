@@ -847,15 +847,15 @@ def ansible_version():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer tasks (N=100, M=40)")
-    parser.add_argument("-n", type=int, help="io_call and esi_db tasks per config (default 400, quick 100)")
-    parser.add_argument("-m", type=int, help="cpu tasks per config (default 120, quick 40)")
+    parser.add_argument("-n", type=int, help="io_call and esi_db tasks per config (default 800, quick 100)")
+    parser.add_argument("-m", type=int, help="cpu tasks per config (default 240, quick 40)")
     parser.add_argument("--restart-tasks", type=int, default=30, help="sleep(2) tasks in the restart test")
     parser.add_argument("--out", default=str(ROOT / "results"), help="where bench.json/bench.png go")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) after a successful run")
     parser.add_argument("--profile-window", type=int, default=15, help="seconds worker_profile samples (default 15)")
     opts = parser.parse_args()
-    n = opts.n or (100 if opts.quick else 400)
-    m = opts.m or (40 if opts.quick else 120)
+    n = opts.n or (100 if opts.quick else 800)
+    m = opts.m or (40 if opts.quick else 240)
 
     def on_signal(signum, frame):
         raise SystemExit(128 + signum)
