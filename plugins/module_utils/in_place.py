@@ -75,26 +75,22 @@ def _split_spec(spec):
     return name.strip(), version.strip() if sep else None
 
 
-def _find(program):
-    for directory in ("/usr/bin", "/bin", "/usr/sbin", "/sbin"):
-        candidate = os.path.join(directory, program)
-        if os.path.exists(candidate):
-            return candidate
-    return None
-
-
-def deb_packages_missing(run_command, specs, dpkg_query=None):
+def deb_packages_missing(run_command, get_bin_path, specs):
     """The apt specs among ``specs`` that dpkg does not have installed (in the asked version).
 
-    All of them without dpkg-query (not a Debian host): the install task then runs and says why.
+    All of them without dpkg-query (not a Debian host) or when it fails: the install task then runs and
+    says why.
     """
     if not specs:
         return []
-    dpkg_query = dpkg_query or _find("dpkg-query")
+    dpkg_query = get_bin_path("dpkg-query")
     if not dpkg_query:
         return list(specs)
     names = [_split_spec(spec)[0] for spec in specs]
     rc, out, dummy = run_command([dpkg_query, "-W", "-f=${Package}\t${db:Status-Abbrev}\t${Version}\n"] + names)
+    # rc 1 only says some package is unknown: it is missing below.
+    if rc not in (0, 1):
+        return list(specs)
     installed = {}
     for line in (out or "").splitlines():
         parts = line.split("\t")
@@ -106,35 +102,29 @@ def deb_packages_missing(run_command, specs, dpkg_query=None):
         have = installed.get(name)
         if have is None or (version and not fnmatch.fnmatchcase(have, version)):
             missing.append(spec)
-    # rc 1 only says some package is unknown; those are missing above already.
-    if rc not in (0, 1):
-        return list(specs)
     return missing
 
 
-def unit_enabled(run_command, name, systemctl="systemctl"):
-    """Whether systemd has the unit enabled (True/False), None when systemctl cannot say."""
-    rc, out, dummy = run_command([systemctl, "is-enabled", name + ".service" if "." not in name else name])
-    state = (out or "").strip()
-    if state in ("enabled", "enabled-runtime", "alias"):
-        return True
-    if state in ("disabled", "masked", "masked-runtime", "static", "indirect", "linked", "linked-runtime"):
-        return False
-    return None
+def unit_name(service_name):
+    """systemd's name for a service: ``supervisor`` is ``supervisor.service``."""
+    return service_name if "." in service_name else service_name + ".service"
 
 
-def unit_active(run_command, name, systemctl="systemctl"):
-    rc, out, dummy = run_command([systemctl, "is-active", name + ".service" if "." not in name else name])
-    return (out or "").strip() == "active"
+ENABLED = ("enabled", "enabled-runtime", "alias")
+NOT_ENABLED = ("disabled", "masked", "masked-runtime", "static", "indirect", "linked", "linked-runtime")
 
 
-def service_state(run_command, name, systemctl=None):
-    """enabled/active of a systemd unit; both None without systemctl."""
-    systemctl = systemctl or _find("systemctl")
+def service_state(run_command, get_bin_path, name):
+    """Whether systemd has the unit enabled (None when it cannot say) and active; both None without
+    systemctl. One ``systemctl show``, as supervisor_ops asks for the unit's LoadState."""
+    systemctl = get_bin_path("systemctl")
     if not systemctl:
         return dict(name=name, enabled=None, active=None)
-    return dict(name=name, enabled=unit_enabled(run_command, name, systemctl),
-                active=unit_active(run_command, name, systemctl))
+    rc, out, dummy = run_command([systemctl, "show", "--property=UnitFileState,ActiveState", unit_name(name)])
+    props = dict(line.partition("=")[::2] for line in (out or "").splitlines() if "=" in line)
+    state = props.get("UnitFileState", "").strip() if rc == 0 else ""
+    enabled = True if state in ENABLED else False if state in NOT_ENABLED else None
+    return dict(name=name, enabled=enabled, active=rc == 0 and props.get("ActiveState", "").strip() == "active")
 
 
 def _canonical(name):

@@ -21,6 +21,7 @@ from urllib.error import HTTPError
 
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import unit_name
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     FAULT_ALREADY_STARTED,
     FAULT_NO_FILE,
@@ -236,7 +237,7 @@ def detect_service_manager(requested, service_name, run_command=None, get_bin_pa
     """Pick how to restart the daemon: returns ``(manager, reason)``."""
     if requested and requested != 'auto':
         return requested, 'requested'
-    unit = service_name if '.' in service_name else service_name + '.service'
+    unit = unit_name(service_name)
     if path_exists('/run/systemd/system'):
         systemctl = get_bin_path('systemctl') if get_bin_path else None
         if systemctl and run_command:

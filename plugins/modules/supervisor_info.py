@@ -214,10 +214,10 @@ def main():
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     host = dict(paths=path_states(p['paths']),
-                packages_missing=deb_packages_missing(module.run_command, p['packages']),
+                packages_missing=deb_packages_missing(module.run_command, module.get_bin_path, p['packages']),
                 venv_missing=venv_requirements_missing(p['venv'], p['venv_requirements']))
     if p['service']:
-        host['service'] = service_state(module.run_command, p['service'])
+        host['service'] = service_state(module.run_command, module.get_bin_path, p['service'])
     if not HAS_SUPERVISOR:
         if p['missing_ok'] and visibly_absent(p['socket'], p['config_file']):
             module.exit_json(changed=False, found=False, processes=[], **host)

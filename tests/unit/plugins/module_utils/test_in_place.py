@@ -10,7 +10,6 @@ import os
 
 import pytest
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils import in_place
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import (
     deb_packages_missing,
     is_in_place,
@@ -88,35 +87,43 @@ def _dpkg(out, rc=0):
     return run, calls
 
 
+def _bin(path):
+    return lambda program: path and "%s/%s" % (path, program)
+
+
 def test_deb_packages_missing_reads_dpkg_status_and_versions():
     run, calls = _dpkg("supervisor\tii \t4.2.5-1\npython3\tii \t3.11.2-1\nold\trc \t1.0\n", rc=1)
     specs = ["supervisor", "python3=3.11.2-1", "supervisor=4.3*", "old", "absent"]
-    assert deb_packages_missing(run, specs, dpkg_query="/usr/bin/dpkg-query") == ["supervisor=4.3*", "old", "absent"]
+    assert deb_packages_missing(run, _bin("/usr/bin"), specs) == ["supervisor=4.3*", "old", "absent"]
+    assert calls[0][0] == "/usr/bin/dpkg-query"
     assert calls[0][-5:] == ["supervisor", "python3", "supervisor", "old", "absent"]
 
 
-def test_deb_packages_missing_without_dpkg_or_on_error_installs_all(monkeypatch):
-    monkeypatch.setattr(in_place, "_find", lambda program: None)
+def test_deb_packages_missing_without_dpkg_or_on_error_installs_all():
     run, calls = _dpkg("")
-    assert deb_packages_missing(run, ["supervisor"]) == ["supervisor"]
+    assert deb_packages_missing(run, _bin(None), ["supervisor"]) == ["supervisor"]
     assert not calls
     run, calls = _dpkg("supervisor\tii \t4.2.5-1\n", rc=2)
-    assert deb_packages_missing(run, ["supervisor"], dpkg_query="/usr/bin/dpkg-query") == ["supervisor"]
-    assert deb_packages_missing(run, []) == []
+    assert deb_packages_missing(run, _bin("/usr/bin"), ["supervisor"]) == ["supervisor"]
+    assert deb_packages_missing(run, _bin("/usr/bin"), []) == []
 
 
 def test_service_state():
-    answers = {"is-enabled": "enabled\n", "is-active": "active\n"}
+    answers = {"UnitFileState": "enabled", "ActiveState": "active"}
+    calls = []
 
     def run(argv):
-        return 0, answers[argv[1]], ""
-    assert service_state(run, "supervisor", systemctl="/bin/systemctl") == dict(
+        calls.append(argv)
+        return 0, "".join("%s=%s\n" % item for item in answers.items()), ""
+    assert service_state(run, _bin("/bin"), "supervisor") == dict(
         name="supervisor", enabled=True, active=True)
-    answers.update({"is-enabled": "disabled\n", "is-active": "inactive\n"})
-    assert service_state(run, "supervisor", systemctl="/bin/systemctl") == dict(
+    assert calls[0] == ["/bin/systemctl", "show", "--property=UnitFileState,ActiveState", "supervisor.service"]
+    answers.update({"UnitFileState": "disabled", "ActiveState": "inactive"})
+    assert service_state(run, _bin("/bin"), "supervisor") == dict(
         name="supervisor", enabled=False, active=False)
-    answers["is-enabled"] = "something new\n"
-    assert service_state(run, "supervisor", systemctl="/bin/systemctl")["enabled"] is None
+    answers["UnitFileState"] = "something new"
+    assert service_state(run, _bin("/bin"), "supervisor")["enabled"] is None
+    assert service_state(run, _bin(None), "supervisor") == dict(name="supervisor", enabled=None, active=None)
 
 
 def _venv(tmp_path, *dists):
