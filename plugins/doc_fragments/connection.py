@@ -25,7 +25,8 @@ options:
       - The daemon's config file, read for the server URL and credentials of its C([supervisorctl]) section
         when O(socket), O(username) or O(password) are not given.
       - A missing file is only an error when this option is set explicitly.
-      - Defaults to C(/etc/supervisor/supervisord.conf).
+      - Defaults to the first that exists of C(/etc/supervisor/supervisord.conf) (Debian, Ubuntu) and
+        C(/etc/supervisord.conf) (EPEL, on the RHEL family).
     type: path
   username:
     description:

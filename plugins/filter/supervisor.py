@@ -27,6 +27,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
     check_path,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import is_in_place
+from ansible_collections.authops.celery_tuning.plugins.module_utils import supervisor_layout as layout_contract
 
 _KINDS = {
     "line": check_line,
@@ -91,6 +92,28 @@ def in_place(state, mode, checksum=None, directory=False):
     return is_in_place(state, mode, checksum=checksum, directory=directory)
 
 
+def supervisor_layout(facts, overrides=None):
+    """Where supervisor lives on the host of ``facts`` (Ansible's distribution facts), with ``overrides``
+    (non-empty values win): the supervisor location contract (module_utils/supervisor_layout.py)."""
+    try:
+        return layout_contract.resolve(facts, overrides)
+    except layout_contract.LayoutError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def supervisor_platform(facts):
+    """``{supported, name, family, supported_list, message}`` for the host of ``facts``."""
+    return layout_contract.platform(facts)
+
+
+def supervisor_install_steps(layout, missing):
+    """The ordered package steps (``{manager, names, purpose}``) that install what ``missing`` names."""
+    try:
+        return layout_contract.install_steps(layout, missing)
+    except layout_contract.LayoutError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -99,4 +122,7 @@ class FilterModule(object):
             "memmon_size": memmon_size,
             "supervisor_safe": supervisor_safe,
             "in_place": in_place,
+            "supervisor_layout": supervisor_layout,
+            "supervisor_platform": supervisor_platform,
+            "supervisor_install_steps": supervisor_install_steps,
         }

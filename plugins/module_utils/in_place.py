@@ -105,6 +105,46 @@ def deb_packages_missing(run_command, get_bin_path, specs):
     return missing
 
 
+def rpm_packages_missing(run_command, get_bin_path, specs):
+    """The dnf specs among ``specs`` (``name`` or ``name-version``, the version may hold a glob) that the
+    rpm database does not have. All of them without rpm (not an RPM host) or when it fails."""
+    if not specs:
+        return []
+    rpm = get_bin_path("rpm")
+    if not rpm:
+        return list(specs)
+    names = [_split_rpm_spec(spec)[0] for spec in specs]
+    rc, out, dummy = run_command([rpm, "-q", "--queryformat", "%{NAME}\t%{VERSION}-%{RELEASE}\n"] + names)
+    # rc is the number of packages not installed: those print "package x is not installed" instead.
+    if rc < 0 or rc > len(names):
+        return list(specs)
+    installed = {}
+    for line in (out or "").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2:
+            installed.setdefault(parts[0], []).append(parts[1])
+    missing = []
+    for spec in specs:
+        name, version = _split_rpm_spec(spec)
+        have = installed.get(name)
+        if not have or (version and not any(fnmatch.fnmatchcase(v, version + "*") for v in have)):
+            missing.append(spec)
+    return missing
+
+
+def _split_rpm_spec(spec):
+    """'supervisor' or 'supervisor-4.2.5' (dnf's name-version: the version starts with a digit)."""
+    match = re.match(r"^(.+?)-([0-9*][^-]*(?:-[^-]+)?)$", spec.strip())
+    return (match.group(1), match.group(2)) if match else (spec.strip(), None)
+
+
+def packages_missing(run_command, get_bin_path, specs, manager="apt"):
+    """``specs`` that the package database of ``manager`` (apt: dpkg, dnf: rpm) does not have installed."""
+    if manager == "dnf":
+        return rpm_packages_missing(run_command, get_bin_path, specs)
+    return deb_packages_missing(run_command, get_bin_path, specs)
+
+
 def unit_name(service_name):
     """systemd's name for a service: ``supervisor`` is ``supervisor.service``."""
     return service_name if "." in service_name else service_name + ".service"

@@ -33,6 +33,8 @@ import xmlrpc.client as xmlrpc_client
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_layout import LAYOUTS
+
 try:
     from supervisor.options import ClientOptions
     from supervisor.xmlrpc import Faults, SupervisorTransport
@@ -45,8 +47,20 @@ except ImportError:  # the modules report it with missing_supervisor_message()
     SUPERVISOR_IMPORT_ERROR = traceback.format_exc()
 
 
-DEFAULT_CONFIG_FILE = '/etc/supervisor/supervisord.conf'
-DEFAULT_SOCKET = '/var/run/supervisor.sock'
+# Where the OS families' packages put supervisord's config and socket (the supervisor location contract):
+# without a config_file option the first config that exists is read, as supervisorctl searches for one.
+DEFAULT_CONFIG_FILES = tuple(LAYOUTS[family]['config'] for family in sorted(LAYOUTS))
+DEFAULT_SOCKETS = tuple(LAYOUTS[family]['socket'] for family in sorted(LAYOUTS))
+DEFAULT_CONFIG_FILE = LAYOUTS['Debian']['config']
+DEFAULT_SOCKET = LAYOUTS['Debian']['socket']
+
+
+def default_config_file():
+    """The first of the families' supervisord configs that exists (Debian's when none does)."""
+    for path in DEFAULT_CONFIG_FILES:
+        if os.path.exists(path):
+            return path
+    return DEFAULT_CONFIG_FILE
 DEFAULT_CALL_TIMEOUT = 30.0
 
 
@@ -126,7 +140,8 @@ def visibly_absent(socket_path=None, config_file=None):
     if socket_path:
         url = _url_from_option(socket_path)
         return url.startswith('unix://') and not os.path.exists(url[len('unix://'):])
-    return not os.path.exists(config_file or DEFAULT_CONFIG_FILE) and not os.path.exists(DEFAULT_SOCKET)
+    configs = [config_file] if config_file else DEFAULT_CONFIG_FILES
+    return not any(os.path.exists(path) for path in tuple(configs) + DEFAULT_SOCKETS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,6 +458,6 @@ def connection_argument_spec():
 def connect_from_module_params(params):
     """A client from a module's connection options (see :func:`connection_argument_spec`)."""
     return connect_from_params(params['socket'], params['username'], params['password'],
-                               params['config_file'] or DEFAULT_CONFIG_FILE,
+                               params['config_file'] or default_config_file(),
                                config_file_required=params['config_file'] is not None,
                                timeout=params['call_timeout'])

@@ -49,11 +49,20 @@ options:
     default: []
   packages:
     description:
-      - OS package specs (apt's C(name) or C(name=version)) to look up with C(dpkg-query); the ones not installed
-        are in RV(packages_missing).
+      - OS package specs to look up in the package database of O(package_manager); the ones not installed are
+        in RV(packages_missing).
+      - apt's C(name) or C(name=version) (looked up with C(dpkg-query)), or dnf's C(name) or C(name-version)
+        (looked up with C(rpm -q)); the version may hold a glob.
     type: list
     elements: str
     default: []
+  package_manager:
+    description:
+      - The package manager whose database O(packages) are looked up in.
+    type: str
+    choices: [apt, dnf]
+    default: apt
+    version_added: "0.2.0"
   venv:
     description:
       - A virtualenv to check O(venv_requirements) against.
@@ -161,7 +170,7 @@ paths:
       gid: 0
       checksum: 5b0c1e0b3c7a8d7e4f0c2a1b9e8d7c6b5a4f3e2d
 packages_missing:
-  description: The specs of O(packages) that dpkg does not have installed (in the asked version).
+  description: The specs of O(packages) that the package database does not have installed (in the asked version).
   returned: success
   type: list
   elements: str
@@ -193,7 +202,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_r
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import (
-    deb_packages_missing,
+    packages_missing,
     path_states,
     service_state,
     venv_requirements_missing,
@@ -207,6 +216,7 @@ def main():
         missing_ok=dict(type='bool', default=False),
         paths=dict(type='list', elements='str', default=[]),
         packages=dict(type='list', elements='str', default=[]),
+        package_manager=dict(type='str', choices=['apt', 'dnf'], default='apt'),
         venv=dict(type='path'),
         venv_requirements=dict(type='list', elements='str', default=[]),
         service=dict(type='str'),
@@ -214,7 +224,8 @@ def main():
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     host = dict(paths=path_states(p['paths']),
-                packages_missing=deb_packages_missing(module.run_command, module.get_bin_path, p['packages']),
+                packages_missing=packages_missing(module.run_command, module.get_bin_path, p['packages'],
+                                                  p['package_manager']),
                 venv_missing=venv_requirements_missing(p['venv'], p['venv_requirements']))
     if p['service']:
         host['service'] = service_state(module.run_command, module.get_bin_path, p['service'])
