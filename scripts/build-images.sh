@@ -5,9 +5,10 @@
 # registry can point molecule at stock images instead (and skip this script):
 #   CELERY_TUNING_IMAGE_DEBIAN12 (default authops/debian12-systemd)
 #   CELERY_TUNING_IMAGE_DEBIAN13 (default authops/debian13-systemd)
+#   CELERY_TUNING_IMAGE_UBUNTU2204 (default authops/ubuntu2204-systemd)
 #   CELERY_TUNING_IMAGE_UBUNTU2404 (default authops/ubuntu2404-systemd)
 # python3-apt is included as on a standard server install: apt in check mode needs it.
-# Usage: scripts/build-images.sh [debian12|debian13|ubuntu2404 ...]   (default: all three)
+# Usage: scripts/build-images.sh [debian12|debian13|ubuntu2204|ubuntu2404 ...]   (default: all four)
 #        scripts/build-images.sh --print-mirrors   (show the mirrors it would use; builds nothing)
 # Mirrors (no host name is written here):
 #   DEBIAN_MIRROR  default: the host's own Debian archive from its apt sources (the first enabled
@@ -109,8 +110,9 @@ image_name() {
   case "$1" in
     debian12) echo "${CELERY_TUNING_IMAGE_DEBIAN12:-authops/debian12-systemd}" ;;
     debian13) echo "${CELERY_TUNING_IMAGE_DEBIAN13:-authops/debian13-systemd}" ;;
+    ubuntu2204) echo "${CELERY_TUNING_IMAGE_UBUNTU2204:-authops/ubuntu2204-systemd}" ;;
     ubuntu2404) echo "${CELERY_TUNING_IMAGE_UBUNTU2404:-authops/ubuntu2404-systemd}" ;;
-    *) log "unknown platform '$1' (use debian12, debian13 or ubuntu2404)"; exit 2 ;;
+    *) log "unknown platform '$1' (use debian12, debian13, ubuntu2204 or ubuntu2404)"; exit 2 ;;
   esac
 }
 
@@ -125,6 +127,7 @@ need_tools() {
 
 ubuntu_keyring() {
   # bookworm has no ubuntu-keyring package: take the keyring out of the Ubuntu archive's own .deb.
+  # noble's keyring holds the 2018 archive key, which signs jammy's Release too.
   local dir="$WORK/ubuntu-keyring" deb
   if [ -s "$dir/usr/share/keyrings/ubuntu-archive-keyring.gpg" ]; then
     echo "$dir/usr/share/keyrings/ubuntu-archive-keyring.gpg"
@@ -152,12 +155,14 @@ build() {
   case "$platform" in
     debian12) suite=bookworm; mirror=$DEBIAN_MIRROR ;;
     debian13) suite=trixie; mirror=$DEBIAN_MIRROR ;;
-    ubuntu2404)
-      suite=noble; mirror=$UBUNTU_MIRROR
+    ubuntu2204 | ubuntu2404)
+      case "$platform" in ubuntu2204) suite=jammy ;; *) suite=noble ;; esac
+      mirror=$UBUNTU_MIRROR
       [ -n "$mirror" ] || { log "no Ubuntu mirror known: set UBUNTU_MIRROR"; exit 1; }
       extra=("--components=main,universe" "--keyring=$(ubuntu_keyring)")
-      # bookworm's debootstrap has no script for noble; gutsy's is the one all later Ubuntus use.
-      [ -e /usr/share/debootstrap/scripts/noble ] || ln -s gutsy /usr/share/debootstrap/scripts/noble
+      # bookworm's debootstrap has no script for noble (older ones may lack jammy); gutsy's is the
+      # one all later Ubuntus use.
+      [ -e "/usr/share/debootstrap/scripts/$suite" ] || ln -s gutsy "/usr/share/debootstrap/scripts/$suite"
       ;;
   esac
   root="$WORK/$platform"
@@ -184,7 +189,7 @@ main() {
   fi
   mkdir -p "$WORK"
   local platforms=("$@") p
-  [ ${#platforms[@]} -gt 0 ] || platforms=(debian12 debian13 ubuntu2404)
+  [ ${#platforms[@]} -gt 0 ] || platforms=(debian12 debian13 ubuntu2204 ubuntu2404)
   for p in "${platforms[@]}"; do
     build "$p"
   done
