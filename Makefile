@@ -47,8 +47,10 @@ sanity: venv ## ansible-test sanity on a copy under ansible_collections/authops/
 units: venv link ## pytest on plugins/module_utils and the modules
 	$(BIN)/pytest -q tests/unit
 
-MATRIX_VERSIONS ?= 2.16 2.17 2.18 2.19
+MATRIX_VERSIONS ?= 2.16 2.17 2.18 2.19 2.20 2.21
 matrix: venv ## units and sanity on each ansible-core of meta/runtime.yml (MATRIX_VERSIONS; venvs in .cache/matrix)
+	@# 2.20 and later run in a Debian 13 container (Python 3.13; scripts/controller.sh): its image is built once.
+	scripts/ensure-docker.sh && scripts/build-images.sh debian13
 	scripts/matrix.sh $(MATRIX_VERSIONS)
 
 integration: venv link ## modules against a real supervisord in a temporary directory
@@ -65,7 +67,9 @@ molecule: venv link images ## molecule test for $(SCENARIOS) (NAME@VERSION: with
 test: lint sanity units integration build ## every test: lint, sanity, units, integration, build, then matrix and molecule side by side
 	@# The matrix (CPU) and molecule (mostly waiting on containers) overlap; .venv is ansible-core 2.19,
 	@# which lint, sanity and units already cover. Logs: .cache/matrix/, .cache/molecule/.
-	$(MAKE) --no-print-directory -j2 matrix molecule MATRIX_VERSIONS="2.16 2.17 2.18"
+	@# The matrix's Debian 13 controller image first: `images` (molecule) builds it too, and two builds at once collide.
+	scripts/ensure-docker.sh && scripts/build-images.sh debian13
+	$(MAKE) --no-print-directory -j2 matrix molecule MATRIX_VERSIONS="2.16 2.17 2.18 2.20 2.21"
 
 build: venv ## build the collection artifact
 	$(BIN)/ansible-galaxy collection build --force --output-path build/

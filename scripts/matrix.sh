@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Units and ansible-test sanity on each ansible-core minor version that meta/runtime.yml declares.
 #
-#   scripts/matrix.sh [VERSION...]      (default: 2.16 2.17 2.18 2.19; `make matrix` runs it)
+#   scripts/matrix.sh [VERSION...]      (default: 2.16 2.17 2.18 2.19 2.20 2.21; `make matrix` runs it)
 #
 # Each version gets its own Python venv: requirements/ansible-core-VERSION.txt is installed into
 # .cache/matrix/VERSION/venv, re-created only when that file (or the Python version) changes. A version
 # without such a file uses .venv when .venv's ansible-core is of that version (2.19, from requirements/dev.txt).
+#
+# 2.16 to 2.19 run on this machine's python3.11. 2.20 and later need Python >= 3.12 on the controller: their
+# legs run whole (venv, units, sanity on --python 3.13) inside a throwaway Debian 13 container
+# (scripts/controller.sh: the repository and $TMPDIR's matrix copies are mounted at their own paths, so
+# the cached venvs are the same inside and out). MATRIX_PYTHON_2_21=/path/to/python3.13 (or CONTROLLER_PYTHON
+# for every such version) runs that leg on this machine with that interpreter instead.
 #
 # The work tree is snapshotted once (tracked and untracked, not ignored, files, as `make sanity` copies it)
 # and every version tests that same snapshot, in its own copy under $TMPDIR, so that edits made while the
@@ -14,24 +20,48 @@
 # ansible-test versions can share, and two runs creating the same venv at once would break each other.
 #
 # Environment: MATRIX_JOBS   versions run at once (default 2)
-#              MATRIX_PYTHON the interpreter of the venvs (default python3.11; sanity runs on --python 3.11)
+#              MATRIX_PYTHON the interpreter of the venvs of 2.16 to 2.19 (default python3.11; sanity runs
+#                            on --python of its version)
+#              MATRIX_PYTHON_X_Y, CONTROLLER_PYTHON  see above (2.20 and later)
 #              MATRIX_SANITY_ARGS extra arguments for ansible-test sanity
-# Logs: .cache/matrix/VERSION/{venv,units,sanity}.log. Exit status 1 when any version failed.
+# Logs: .cache/matrix/VERSION/{venv,units,sanity}.log (and controller.log for a container leg). Exit status 1
+# when any version failed.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=$ROOT/.cache/matrix
-WORK=${TMPDIR:-/tmp}/authops-celery-tuning-matrix
+WORK=${MATRIX_WORK:-${TMPDIR:-/tmp}/authops-celery-tuning-matrix}
 JOBS=${MATRIX_JOBS:-2}
+# The interpreter of the venvs and of ansible-test sanity --python; set per version (python_for).
 PYTHON=${MATRIX_PYTHON:-python3.11}
 SANITY_PYTHON=3.11
+# The oldest ansible-core that needs a newer controller Python than this machine's python3.11.
+CONTROLLER_FROM=2.20
 REAL_HOME=${HOME:-/root}
 read -r -a SANITY_ARGS <<<"${MATRIX_SANITY_ARGS:-}"
 declare -A pid_of=()
 
-if [ $# -gt 0 ]; then versions=("$@"); else versions=(2.16 2.17 2.18 2.19); fi
+# Internal: `scripts/matrix.sh --leg VERSION` runs one leg here (what the controller container runs).
+leg_only=''
+if [ "${1:-}" = --leg ]; then leg_only=${2:?--leg VERSION}; shift 2; fi
+if [ $# -gt 0 ]; then versions=("$@"); else versions=(2.16 2.17 2.18 2.19 2.20 2.21); fi
 
 log() { printf '[matrix %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# Whether VERSION needs a controller Python newer than 3.11 (2.20 and later).
+needs_controller() {
+  [ "$(printf '%s\n' "$CONTROLLER_FROM" "$1" | sort -V | head -n 1)" = "$CONTROLLER_FROM" ]
+}
+
+# The host interpreter that VERSION's leg uses here; empty for a leg that runs in the controller container.
+python_for() {
+  local v=$1 var=MATRIX_PYTHON_${1//./_}
+  if needs_controller "$v"; then
+    printf '%s' "${!var:-${CONTROLLER_PYTHON:-}}"
+  else
+    printf '%s' "${!var:-${MATRIX_PYTHON:-python3.11}}"
+  fi
+}
 
 # Which venv serves VERSION: prints its path, or fails with a message.
 venv_for() {
@@ -118,10 +148,33 @@ PY
 
 # One version: venv, a copy of the snapshot, units, sanity. Writes .cache/matrix/VERSION/result.
 run_leg() {
+  local v=$1 dir=$CACHE/$1 start
+  mkdir -p "$dir"
+  rm -f "$dir/result" "$dir/controller.log"
+  PYTHON=$(python_for "$v")
+  if [ -z "$PYTHON" ]; then
+    # The whole leg in a Debian 13 container; it writes the same logs and result, through the mounts.
+    start=$(date +%s)
+    "$ROOT/scripts/controller.sh" --name "matrix-$v" --mount "$WORK" --env "MATRIX_WORK=$WORK" \
+      --env "MATRIX_LEG_PYTHON=python3" --env MATRIX_SANITY_ARGS -- "$ROOT/scripts/matrix.sh" --leg "$v" \
+      >"$dir/controller.log" 2>&1
+    [ -f "$dir/result" ] ||
+      echo "version=$v controller=FAIL venv=SKIP units=SKIP sanity=SKIP seconds=$(($(date +%s) - start))" \
+           "(.cache/matrix/$v/controller.log)" >"$dir/result"
+    return
+  fi
+  run_leg_here "$v"
+}
+
+run_leg_here() {
   local v=$1 dir=$CACHE/$1 venv home base tree start t units=FAIL sanity=FAIL have tv tu ts
   mkdir -p "$dir"
   rm -f "$dir/result"
   start=$(date +%s)
+  SANITY_PYTHON=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])') || {
+    echo "version=$v venv=FAIL units=SKIP sanity=SKIP seconds=0 (no interpreter $PYTHON)" >"$dir/result"
+    return
+  }
   home=$dir/home
   base=$WORK/$v
   tree=$base/ansible_collections/authops/celery_tuning
@@ -154,7 +207,7 @@ run_leg() {
         "${SANITY_ARGS[@]}") >"$dir/sanity.log" 2>&1
   then sanity=PASS; fi
   ts=$(($(date +%s) - t))
-  echo "version=$v ansible-core=$have venv=PASS units=$units sanity=$sanity seconds=$(($(date +%s) - start))" \
+  echo "version=$v ansible-core=$have python=$SANITY_PYTHON$([ -f /.dockerenv ] && echo ' (container)') venv=PASS units=$units sanity=$sanity seconds=$(($(date +%s) - start))" \
        "(venv ${tv}s, units ${tu}s, sanity ${ts}s)" >"$dir/result"
 }
 
@@ -163,6 +216,7 @@ report_leg() {
   line=$(cat "$dir/result" 2>/dev/null || echo "version=$v result=MISSING")
   log "$v: ${line#version="$v" }"
   case $line in
+    *controller=FAIL*) sed 's/^/    controller| /' "$dir/controller.log" | tail -n 30 ;;
     *venv=FAIL*) sed 's/^/    venv| /' "$dir/venv.log" | tail -n 30 ;;
   esac
   if [ -f "$dir/units.log" ]; then
@@ -185,7 +239,7 @@ stop_all() {
 }
 
 main() {
-  local v start rc=0
+  local v start rc=0 need_image=false
   start=$(date +%s)
   mkdir -p "$CACHE" "$WORK"
   # The copies under $WORK are shared by every checkout on this machine: one matrix run at a time.
@@ -196,7 +250,13 @@ main() {
   fi
   for v in "${versions[@]}"; do
     venv_for "$v" >/dev/null || exit 1
+    [ -n "$(python_for "$v")" ] || need_image=true
   done
+  if $need_image && ! docker image inspect "${CELERY_TUNING_IMAGE_DEBIAN13:-authops/debian13-systemd}" >/dev/null 2>&1; then
+    log "the legs of ansible-core >= $CONTROLLER_FROM run in ${CELERY_TUNING_IMAGE_DEBIAN13:-authops/debian13-systemd}, which does not exist:" \
+        "scripts/ensure-docker.sh && scripts/build-images.sh debian13 (or MATRIX_PYTHON_X_Y / CONTROLLER_PYTHON)"
+    exit 1
+  fi
   # One snapshot for every version, taken as `make sanity` copies the tree.
   (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard |
      tar -c --null --ignore-failed-read -T - -f "$WORK/snapshot.tar" 2>/dev/null)
@@ -241,4 +301,9 @@ main() {
   return $rc
 }
 
+if [ -n "$leg_only" ]; then
+  PYTHON=${MATRIX_LEG_PYTHON:-python3}
+  run_leg_here "$leg_only"
+  exit 0
+fi
 main
