@@ -61,6 +61,8 @@ def default_config_file():
         if os.path.exists(path):
             return path
     return DEFAULT_CONFIG_FILE
+
+
 DEFAULT_CALL_TIMEOUT = 30.0
 
 

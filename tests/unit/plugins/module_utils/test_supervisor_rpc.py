@@ -119,7 +119,9 @@ def test_fault_codes_come_from_supervisor():
 
 def test_no_private_method_of_supervisor_is_overridden():
     """TimeoutTransport may override public xmlrpc.client.Transport API only."""
-    own = set(vars(rpc.TimeoutTransport)) - {'__module__', '__doc__', '__dict__', '__weakref__', '__qualname__'}
+    # __firstlineno__ and __static_attributes__: Python 3.13 adds them to every class
+    own = set(vars(rpc.TimeoutTransport)) - {'__module__', '__doc__', '__dict__', '__weakref__', '__qualname__',
+                                             '__firstlineno__', '__static_attributes__'}
     assert own == {'__init__', 'request'}
 
 
