@@ -57,8 +57,8 @@ LAYOUTS = {
 #: Keys a role user may override (an empty value keeps the family's).
 KEYS = tuple(sorted(LAYOUTS["Debian"]))
 
-#: (OS family, distribution, versions) the collection is tested or documented on. Debian and Ubuntu are
-#: matched on their version (22.04), the RHEL family on its major version.
+#: (OS family, distribution, versions) the collection is tested or documented on. Ubuntu is matched on its
+#: version (22.04), Debian (12.15 is 12) and the RHEL family (9.5 is 9) on their major version.
 SUPPORTED = (
     ("Debian", "Debian", ("12", "13")),
     ("Debian", "Ubuntu", ("22.04", "24.04")),
@@ -90,7 +90,7 @@ def platform(facts):
     name = " ".join(part for part in (dist or "an unknown OS", version) if part)
     for want_family, want_dist, versions in SUPPORTED:
         if family == want_family and dist == want_dist:
-            key = major if family == "RedHat" else version
+            key = version if dist == "Ubuntu" else major
             if key in versions:
                 return dict(supported=True, name=name, family=family, supported_list=supported_list(),
                             message="%s is supported" % name)

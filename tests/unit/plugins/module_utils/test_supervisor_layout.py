@@ -90,7 +90,7 @@ def test_the_family_tables_do_not_share_lists():
 
 
 @pytest.mark.parametrize("facts", [
-    DEBIAN12, _facts("Debian", "Debian", "13"), JAMMY, _facts("Debian", "Ubuntu", "24.04"), ROCKY9,
+    DEBIAN12, _facts("Debian", "Debian", "12.15"), _facts("Debian", "Debian", "13"), JAMMY, _facts("Debian", "Ubuntu", "24.04"), ROCKY9,
     _facts("RedHat", "AlmaLinux", "9.4"), _facts("RedHat", "CentOS", "9"), _facts("RedHat", "RedHat", "9.4"),
 ])
 def test_supported_platforms(facts):
@@ -100,6 +100,8 @@ def test_supported_platforms(facts):
 @pytest.mark.parametrize("facts,name", [
     (_facts("Debian", "Debian", "11"), "Debian 11"),
     (_facts("Debian", "Ubuntu", "20.04"), "Ubuntu 20.04"),
+    (_facts("Debian", "Ubuntu", "22.10"), "Ubuntu 22.10"),
+    (_facts("Debian", "Debian", "11.11"), "Debian 11.11"),
     (_facts("RedHat", "Rocky", "8.10"), "Rocky 8.10"),
     (_facts("Archlinux", "Archlinux", "rolling"), "Archlinux rolling"),
     (_facts("Suse", "openSUSE Leap", "15.6"), "openSUSE Leap 15.6"),
