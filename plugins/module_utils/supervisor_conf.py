@@ -18,7 +18,11 @@ __metaclass__ = type
 import re
 import shlex
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import format_size, parse_size
+from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
+    check_limit_floor,
+    format_size,
+    parse_size,
+)
 
 _ENV_REF_RE = re.compile(r"%\(ENV_(\w+)\)s")
 _HEADER_RE = re.compile(r"^\s*\[([^\]]+)\]")
@@ -40,7 +44,8 @@ def _parser():
                                              interpolation=None), "configparser (supervisor is not importable)")
 
 
-def _env_pairs(text):
+def env_pairs(text):
+    """``NAME=value,...`` as supervisor reads an ``environment=`` line (its own parser when importable)."""
     try:
         from supervisor.datatypes import dict_of_key_value_pairs
     except ImportError:
@@ -172,7 +177,7 @@ def read_conf(path, text, tuned, marker=None):
                     raise AdoptionError("%s: [supervisord] %s= in an included file cannot be carried over; move "
                                         "it to supervisord.conf" % (loc.where(section, option), option))
             if parser.has_option(section, "environment"):
-                env = _env_pairs(_one_line(parser.get(section, "environment")))
+                env = env_pairs(_one_line(parser.get(section, "environment")))
             continue
         if not sep or kind not in ("program", "group", "eventlistener"):
             raise AdoptionError("%s: [%s] cannot be carried over (the group file holds programs, their group "
@@ -217,7 +222,7 @@ def read_conf(path, text, tuned, marker=None):
     return result
 
 
-def translate_memmon(memmon, programs):
+def translate_memmon(memmon, programs, allow_small=False):
     """Auth's memmon intent, keyed by the real process names.
 
     ``programs``: ``{program name: {"process_names": [...], "children": N}}`` for everything the new
@@ -245,7 +250,9 @@ def translate_memmon(memmon, programs):
         for prog, info in sorted(programs.items()):
             wanted.append((prog, info["process_names"], memmon["any"], "-a %s" % memmon["any"]))
     for prog, procs, size, origin in wanted:
-        nbytes = parse_size(size, "adopted memmon limit %s" % origin)
+        what = "adopted memmon limit %s (%s)" % (origin, memmon.get("source") or "the adopted file")
+        nbytes = parse_size(size, what)
+        check_limit_floor(what, nbytes, allow_small)
         children = int(programs[prog].get("children") or 0)
         total = nbytes * (1 + children)
         for proc in procs:
