@@ -15,8 +15,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 import shlex
+import stat
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
     check_limit_floor,
@@ -30,8 +32,67 @@ _WORKERS_RE = re.compile(r"^(?:--workers(?:=(\d+))?|-w(\d+)?)$")
 CARRIED_SUPERVISORD_OPTIONS = ("environment",)
 
 
+#: The largest group file read (Auth's is 3 KB).
+MAX_CONF_BYTES = 1024 * 1024
+
+
 class AdoptionError(ValueError):
     """Something in the adopted file that cannot be carried over; the message names the line."""
+
+
+def read_conf_file(path):
+    """The text of a group file, read as root without trusting it; :class:`AdoptionError` otherwise.
+
+    Opened with ``O_NONBLOCK`` and checked with ``fstat`` on the open file: a directory, FIFO, socket or
+    device is refused (a FIFO would block forever). A path that goes through a symbolic link (Auth's guide
+    links the project's file there, and the Auth user owns the project) is not read when it ends at a file
+    only root can read. At most :data:`MAX_CONF_BYTES`, UTF-8. No message quotes the file's content.
+    """
+    linked = os.path.realpath(path) != os.path.abspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise AdoptionError("%s cannot be opened: %s" % (path, exc.strerror))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise AdoptionError("%s is a directory, not a supervisor file; give the group file's path" % path)
+        if not stat.S_ISREG(st.st_mode):
+            raise AdoptionError("%s is not a regular file (a FIFO, socket or device); supervisor's include files "
+                                "are regular files. Replace it with Auth's supervisor.conf or a link to it" % path)
+        if linked and st.st_uid == 0 and not st.st_mode & stat.S_IROTH:
+            raise AdoptionError("%s is a link to %s, a file only root can read (mode %04o); Auth's supervisor.conf "
+                                "belongs to the Auth user. Not read: point the link at the project's "
+                                "supervisor.conf" % (path, os.path.realpath(path), stat.S_IMODE(st.st_mode)))
+        if st.st_size > MAX_CONF_BYTES:
+            raise AdoptionError("%s is %d bytes; a group file is at most %d" % (path, st.st_size, MAX_CONF_BYTES))
+        chunks, size = [], 0
+        while size <= MAX_CONF_BYTES:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_CONF_BYTES:
+        raise AdoptionError("%s is more than %d bytes; a group file is not that long" % (path, MAX_CONF_BYTES))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AdoptionError("%s is not UTF-8 text (line %d); supervisor reads its files as UTF-8: save it as UTF-8"
+                            % (path, data[:exc.start].count(b"\n") + 1))
+
+
+def _parse_error(path, exc):
+    """A parser's refusal by line number only: configparser quotes the offending line, which may be a
+    secret (the file behind a link can be any file)."""
+    lines = [num for num, dummy in getattr(exc, "errors", [])] or [getattr(exc, "lineno", None)]
+    lines = [str(num) for num in lines if num]
+    where = " line %s" % ", ".join(lines) if lines else ""
+    return AdoptionError("%s cannot be parsed as a supervisor file%s (%s); check the file with "
+                         "'supervisord -c' or compare it with Auth's supervisor.conf" % (path, where, type(exc).__name__))
 
 
 def _parser():
@@ -162,7 +223,7 @@ def read_conf(path, text, tuned, marker=None):
     try:
         parser.read_string(text, source=path)
     except Exception as exc:  # configparser errors, supervisor's own ValueErrors
-        raise AdoptionError("%s cannot be parsed: %s" % (path, exc))
+        raise _parse_error(path, exc)
     loc = Locator(path, text)
     env = {}
     groups = {}
