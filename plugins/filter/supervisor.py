@@ -97,6 +97,17 @@ def supervisor_safe(value, option, kind="line"):
         raise AnsibleFilterError(str(exc))
 
 
+def supervisor_root_user(user):
+    """Whether supervisord runs a program with this ``user=`` as root (``root``, none, or uid 0 in any spelling
+    ``int()`` reads: ``0``, ``00``, ``+0``)."""
+    return is_root_user(None if user is None else str(user), getpwnam=lambda name: _no_user(name))
+
+
+def _no_user(name):
+    """Names are looked up on the target (worker_flags); on the controller only the spelling counts."""
+    raise KeyError(name)
+
+
 def in_place(state, mode, checksum=None, directory=False):
     return is_in_place(state, mode, checksum=checksum, directory=directory)
 
@@ -109,4 +120,5 @@ class FilterModule(object):
             "memmon_size": memmon_size,
             "supervisor_safe": supervisor_safe,
             "in_place": in_place,
+            "supervisor_root_user": supervisor_root_user,
         }
