@@ -27,6 +27,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
     env_value,
     check_name,
     check_path,
+    is_root_user,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import is_in_place
 

@@ -37,6 +37,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
     check_app,
     check_arg,
     check_expansions,
+    PROCESS_NAME_MAX,
     check_name,
     check_path,
     check_queue,
@@ -337,7 +338,7 @@ def expand_process_names(program_name, process_name=DEFAULT_PROCESS_NAME, numpro
         }
         try:
             names.append(_checked(check_name, "worker %s: process_name %r gives" % (program_name, process_name),
-                                  process_name % expansions))
+                                  process_name % expansions, PROCESS_NAME_MAX))
         except KeyError as exc:
             raise WorkerFlagsError(
                 "worker %s: process_name %r uses %%(%s)s which cannot be expanded here; "
@@ -562,7 +563,7 @@ def _read_worker(raw):
     name = worker["name"]
     if not name:
         raise WorkerFlagsError("every worker needs a name (the supervisor program name)")
-    _check_name(name, "name", name)
+    _checked(check_name, "worker name", name)
     _checked(check_app, "worker %s: app" % name, worker["app"])
     if worker["group_name"] is not None:
         _check_name(worker["group_name"], "group_name", name)
