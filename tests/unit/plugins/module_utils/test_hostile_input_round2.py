@@ -16,7 +16,6 @@ __metaclass__ = type
 import copy
 import os
 import socket
-import stat
 
 import pytest
 
