@@ -14,6 +14,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
     WorkerFlagsError,
+    check_limit_floor,
     format_size,
     parse_size,
 )
@@ -23,8 +24,10 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
     check_arg,
     check_env,
     check_line,
+    env_value,
     check_name,
     check_path,
+    is_root_user,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import is_in_place
 from ansible_collections.authops.celery_tuning.plugins.module_utils import supervisor_layout as layout_contract
@@ -37,36 +40,44 @@ _KINDS = {
 }
 
 
-def supervisor_env_problems(environment, option="celery_workers_environment"):
-    """What the gate refuses in ``environment``: messages that name variables, never values."""
+def supervisor_env_problems(environment, option="celery_workers_environment", root=False):
+    """What the gate refuses in ``environment``: messages that name variables, never values.
+
+    YAML booleans are written ``true``/``false`` (``gate.env_value``). With ``root`` (the programs may run as
+    root: ``celery_workers_allow_root``) loader variables such as LD_PRELOAD or PYTHONPATH are refused too.
+    """
     if not isinstance(environment, dict):
         return ["%s must be a dict of NAME: value" % option]
     problems = []
     for name in sorted(environment, key=str):
         try:
-            check_env(option, name, environment[name])
+            check_env(option, name, environment[name], loaders=not root)
         except GateError as exc:
             problems.append(str(exc))
     return problems
 
 
-def supervisor_env_line(environment, option="celery_workers_environment"):
+def supervisor_env_line(environment, option="celery_workers_environment", root=False):
     """``NAME="value",...`` for supervisor's ``environment=`` (``%`` escaped), after the gate."""
-    problems = supervisor_env_problems(environment, option)
+    problems = supervisor_env_problems(environment, option, root)
     if problems:
         raise AnsibleFilterError("; ".join(problems))
-    return ",".join('%s="%s"' % (name, str(environment[name]).replace("%", "%%"))
+    return ",".join('%s="%s"' % (name, env_value(name, environment[name]).replace("%", "%%"))
                     for name in sorted(environment))
 
 
-def memmon_size(value, what="memmon limit"):
-    """A size in the collection's one grammar (worker_flags' ``parse_size``), written as memmon reads it."""
+def memmon_size(value, what="memmon limit", allow_small=True):
+    """A size in the collection's one grammar (worker_flags' ``parse_size``), written as memmon reads it.
+
+    The floors of worker_flags apply (``celery_flags.check_limit_floor``): never below 16MB, and below 128MB
+    only with ``allow_small``."""
     try:
         nbytes = parse_size(value, what)
+        if nbytes < 1:
+            raise AnsibleFilterError("%s: %r must be above 0" % (what, value))
+        check_limit_floor(what, nbytes, allow_small)
     except WorkerFlagsError as exc:
         raise AnsibleFilterError(str(exc))
-    if nbytes < 1:
-        raise AnsibleFilterError("%s: %r must be above 0" % (what, value))
     return format_size(nbytes)
 
 
@@ -86,6 +97,17 @@ def supervisor_safe(value, option, kind="line"):
         return _KINDS[kind](option, value)
     except GateError as exc:
         raise AnsibleFilterError(str(exc))
+
+
+def supervisor_root_user(user):
+    """Whether supervisord runs a program with this ``user=`` as root (``root``, none, or uid 0 in any spelling
+    ``int()`` reads: ``0``, ``00``, ``+0``)."""
+    return is_root_user(None if user is None else str(user), getpwnam=lambda name: _no_user(name))
+
+
+def _no_user(name):
+    """Names are looked up on the target (worker_flags); on the controller only the spelling counts."""
+    raise KeyError(name)
 
 
 def in_place(state, mode, checksum=None, directory=False):
@@ -125,4 +147,5 @@ class FilterModule(object):
             "supervisor_layout": supervisor_layout,
             "supervisor_platform": supervisor_platform,
             "supervisor_install_steps": supervisor_install_steps,
+            "supervisor_root_user": supervisor_root_user,
         }

@@ -27,6 +27,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
 import platform
 import re
 import shlex
@@ -36,8 +37,10 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
     check_app,
     check_arg,
     check_expansions,
+    PROCESS_NAME_MAX,
     check_name,
     check_path,
+    check_queue,
 )
 
 KIB = 1024
@@ -91,6 +94,9 @@ IGNORED_TIME_LIMITS = {
 
 #: Smallest memory limit accepted without allow_small_memory_limit (the guide: not below ~128 MB).
 MIN_MEMORY_LIMIT = 128 * MIB
+#: Smallest memory limit accepted at all, allow_small_memory_limit or not: a Python process does not start
+#: in less, so a smaller limit restarts it in a loop (and 0 KiB turns Celery's limit off).
+HARD_MIN_MEMORY_LIMIT = 16 * MIB
 #: Per-process RSS assumed when no memory_baseline is given (stock Auth 5.5 measured 103-121 MiB).
 DEFAULT_BASELINE = 128 * MIB
 #: Highest RSS measured for a stock Auth 5.5 worker; used for a warning when no baseline is given.
@@ -158,13 +164,58 @@ _FLAG_ALIASES = {"-P": "--pool", "-c": "--concurrency", "--autoscale": "--concur
 #: Flags the module manages itself; extra_args must not repeat them (long and short forms).
 MANAGED_FLAGS = dict((spec["flag"], name) for name, spec in WORKER_OPTIONS.items() if "flag" in spec)
 MANAGED_FLAGS.update((alias, MANAGED_FLAGS[flag]) for alias, flag in _FLAG_ALIASES.items())
-#: Flags that would start a second scheduler or leave supervisor without its process.
-FORBIDDEN_FLAGS = {
-    "-B": "runs an embedded beat: Auth needs exactly one beat (celery_workers_beat_enabled)",
-    "--beat": "runs an embedded beat: Auth needs exactly one beat (celery_workers_beat_enabled)",
-    "-D": "detaches from supervisor, which then restarts it in a loop",
-    "--detach": "detaches from supervisor, which then restarts it in a loop",
+#: Managed flags of a beat program (it has no pool, queues or node name of the plan's).
+BEAT_MANAGED_FLAGS = dict((flag, name) for flag, name in MANAGED_FLAGS.items() if name in ("app", "loglevel"))
+
+
+def _options(value_taking, flags):
+    """``{spelling: (canonical long name, takes a value)}`` from lists of space-separated spellings."""
+    table = {}
+    for spellings, takes in ((value_taking, True), (flags, False)):
+        for item in spellings:
+            names = item.split()
+            for spelling in names:
+                table[spelling] = (names[0], takes)
+    return table
+
+
+#: Options of Celery's daemon commands (celery/bin/base.py CeleryDaemonCommand, Celery 5.x).
+_DAEMON_OPTIONS = ("--logfile -f", "--pidfile", "--uid", "--gid", "--umask", "--executable")
+#: ``celery worker``'s options (celery/bin/worker.py, Celery 5.0 to 5.7): the value-taking ones and the
+#: booleans. Short booleans combine (``-EB`` is ``-E -B``); a short option that takes a value takes the
+#: rest of its token (``-c2``) or the next one.
+CELERY_WORKER_OPTIONS = _options(
+    ("--hostname -n", "--statedb -S", "--loglevel -l", "--optimization -O", "--prefetch-multiplier",
+     "--concurrency -c", "--pool -P", "--time-limit", "--soft-time-limit", "--max-tasks-per-child",
+     "--pool-start-method", "--max-memory-per-child", "--queues -Q", "--exclude-queues -X", "--include -I",
+     "--heartbeat-interval", "--autoscale", "--schedule-filename --schedule -s", "--scheduler") + _DAEMON_OPTIONS,
+    ("--detach -D", "--disable-prefetch", "--task-events --events -E", "--purge --discard", "--without-gossip",
+     "--without-mingle", "--without-heartbeat", "--beat -B", "--help"))
+#: ``celery beat``'s options (celery/bin/beat.py, Celery 5.x).
+CELERY_BEAT_OPTIONS = _options(
+    ("--schedule -s", "--scheduler -S", "--max-interval", "--hostname -n", "--loglevel -l") + _DAEMON_OPTIONS,
+    ("--detach", "--enable-remote-control", "--no-enable-remote-control", "--help"))
+#: Values Celery accepts for its choice options.
+CELERY_CHOICES = {"--optimization": ("default", "fair"), "--pool-start-method": ("fork", "spawn")}
+CELERY_INT_OPTIONS = ("--heartbeat-interval",)
+CELERY_NUMBER_OPTIONS = ("--max-interval",)
+#: Options that would start a second scheduler, leave supervisor without its process, change who the
+#: program runs as, throw the queued tasks away or never start (by their canonical name).
+_BEAT_REASON = "runs an embedded beat: Auth needs exactly one beat (celery_workers_beat_enabled)"
+_DETACH_REASON = "detaches from supervisor, which then restarts it in a loop"
+_ID_REASON = "changes the user the program runs as; that is supervisor's user= (celery_workers_user)"
+FORBIDDEN_OPTIONS = {
+    "--beat": _BEAT_REASON,
+    "--detach": _DETACH_REASON,
+    "--uid": _ID_REASON,
+    "--gid": _ID_REASON,
+    "--purge": "deletes every task waiting in the queues each time the worker starts",
+    "--help": "prints the help and exits, so supervisor restarts it in a loop",
 }
+#: The forbidden flags by every spelling (``-B``, ``--beat``, ``-D``, ``--detach``...).
+FORBIDDEN_FLAGS = dict((spelling, FORBIDDEN_OPTIONS[canonical])
+                       for table in (CELERY_WORKER_OPTIONS, CELERY_BEAT_OPTIONS)
+                       for spelling, (canonical, takes) in table.items() if canonical in FORBIDDEN_OPTIONS)
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
@@ -208,9 +259,11 @@ def parse_size(value, what="size"):
             % (what, value))
     number, unit = match.group(1), match.group(2).lower()
     mult = _SIZE_UNITS[unit]
-    if "." in number:
-        return int(float(number) * mult)
-    return int(number) * mult
+    nbytes = int(float(number) * mult) if "." in number else int(number) * mult
+    if nbytes == 0 and float(number) != 0:
+        raise WorkerFlagsError(
+            "%s: %r rounds down to 0 bytes, which turns the limit off; write it like 256MB" % (what, value))
+    return nbytes
 
 
 def format_size(nbytes):
@@ -285,7 +338,7 @@ def expand_process_names(program_name, process_name=DEFAULT_PROCESS_NAME, numpro
         }
         try:
             names.append(_checked(check_name, "worker %s: process_name %r gives" % (program_name, process_name),
-                                  process_name % expansions))
+                                  process_name % expansions, PROCESS_NAME_MAX))
         except KeyError as exc:
             raise WorkerFlagsError(
                 "worker %s: process_name %r uses %%(%s)s which cannot be expanded here; "
@@ -354,8 +407,11 @@ def parse_concurrency(value, name="worker"):
     return number
 
 
-def check_extra_args(extra_args, name="worker"):
-    """Split extra_args (each item shell-split) and refuse flags the module manages."""
+def check_extra_args(extra_args, name="worker", beat=False):
+    """Split extra_args (each item shell-split) and read them as Celery does (click, Celery's own option
+    table for ``celery worker`` or ``celery beat``): unknown options, positional arguments, flags the module
+    manages and flags that must not run under supervisor are refused, however they are spelled (``-EB`` is
+    ``-E -B``)."""
     argv = []
     for item in extra_args or []:
         if not isinstance(item, str):
@@ -368,24 +424,83 @@ def check_extra_args(extra_args, name="worker"):
             raise WorkerFlagsError(
                 "worker %s: extra_args item %r cannot be split (%s); fix the quoting"
                 % (name, item, exc))
-        for token in tokens:
-            if token.startswith("--"):
-                flag = token.split("=", 1)[0]
-            elif token.startswith("-") and len(token) >= 2:
-                flag = token[:2]
-            else:
-                continue
-            if flag in FORBIDDEN_FLAGS:
-                raise WorkerFlagsError(
-                    "worker %s: extra_args must not contain %s (from %r): it %s"
-                    % (name, flag, item, FORBIDDEN_FLAGS[flag]))
-            if flag in MANAGED_FLAGS:
-                raise WorkerFlagsError(
-                    "worker %s: extra_args must not contain %s (from %r); it is managed by the "
-                    "module: set the worker option %s instead"
-                    % (name, flag, item, MANAGED_FLAGS[flag]))
         argv.extend(tokens)
+    _read_celery_args(argv, name, beat)
     return argv
+
+
+def _celery_option(flag, name, beat, origin):
+    """The (canonical name, takes a value) of ``flag``, or a refusal that says what to do instead."""
+    managed = BEAT_MANAGED_FLAGS if beat else MANAGED_FLAGS
+    table = CELERY_BEAT_OPTIONS if beat else CELERY_WORKER_OPTIONS
+    command = "celery beat" if beat else "celery worker"
+    if flag in managed:
+        raise WorkerFlagsError(
+            "worker %s: extra_args must not contain %s (from %r); it is managed by the "
+            "module: set the worker option %s instead" % (name, flag, origin, managed[flag]))
+    if flag not in table:
+        close = difflib.get_close_matches(flag, [f for f in table if f.startswith("--")], n=1)
+        raise WorkerFlagsError(
+            "worker %s: extra_args: %s has no option %s (from %r), so the program would not start%s; "
+            "see '%s --help' for its options" % (name, command, flag, origin,
+                                                 "; did you mean %s?" % close[0] if close else "", command))
+    canonical, takes = table[flag]
+    if canonical in FORBIDDEN_OPTIONS:
+        raise WorkerFlagsError("worker %s: extra_args must not contain %s (from %r): it %s"
+                               % (name, flag, origin, FORBIDDEN_OPTIONS[canonical]))
+    return canonical, takes
+
+
+def _celery_value(canonical, value, name, origin):
+    choices = CELERY_CHOICES.get(canonical)
+    if choices and value not in choices:
+        raise WorkerFlagsError("worker %s: extra_args: %s takes one of %s, got %r (from %r)"
+                               % (name, canonical, ", ".join(choices), value, origin))
+    try:
+        if canonical in CELERY_INT_OPTIONS:
+            int(value)
+        elif canonical in CELERY_NUMBER_OPTIONS:
+            float(value)
+    except ValueError:
+        raise WorkerFlagsError("worker %s: extra_args: %s takes a number, got %r (from %r)"
+                               % (name, canonical, value, origin))
+
+
+def _read_celery_args(tokens, name, beat):
+    """Walk ``tokens`` the way click parses Celery's command line."""
+    command = "celery beat" if beat else "celery worker"
+    pending = list(tokens)
+    while pending:
+        token = pending.pop(0)
+        if token.startswith("--") and len(token) > 2:
+            flag, eq, value = token.partition("=")
+            canonical, takes = _celery_option(flag, name, beat, token)
+            if takes and not eq:
+                if not pending:
+                    raise WorkerFlagsError("worker %s: extra_args: %s needs a value" % (name, flag))
+                value = pending.pop(0)
+            elif eq and not takes:
+                raise WorkerFlagsError("worker %s: extra_args: %s takes no value (from %r)" % (name, flag, token))
+            if takes:
+                _celery_value(canonical, value, name, token)
+        elif token.startswith("-") and len(token) > 1 and token != "--":
+            pos = 1
+            while pos < len(token):
+                canonical, takes = _celery_option("-" + token[pos], name, beat, token)
+                if takes:
+                    value = token[pos + 1:]
+                    if not value:
+                        if not pending:
+                            raise WorkerFlagsError("worker %s: extra_args: -%s needs a value (from %r)"
+                                                   % (name, token[pos], token))
+                        value = pending.pop(0)
+                    _celery_value(canonical, value, name, token)
+                    break
+                pos += 1
+        else:
+            raise WorkerFlagsError(
+                "worker %s: extra_args: %r is not an option; %s takes options only (a value belongs right "
+                "after its option, as in '--statedb /path')" % (name, token, command))
 
 
 def _checked(check, what, *args):
@@ -448,7 +563,7 @@ def _read_worker(raw):
     name = worker["name"]
     if not name:
         raise WorkerFlagsError("every worker needs a name (the supervisor program name)")
-    _check_name(name, "name", name)
+    _checked(check_name, "worker name", name)
     _checked(check_app, "worker %s: app" % name, worker["app"])
     if worker["group_name"] is not None:
         _check_name(worker["group_name"], "group_name", name)
@@ -483,7 +598,7 @@ def _queues(worker):
             raise WorkerFlagsError(
                 "worker %s: queue %r is invalid; give queues as a list of names without "
                 "commas or spaces" % (worker["name"], queue))
-        _check_name(queue, "queue", worker["name"])
+        _checked(check_queue, "worker %s: queue" % worker["name"], queue)
     return list(queues)
 
 
@@ -507,7 +622,7 @@ def _resolve_options(worker):
         time_limit=_int_option(worker, "time_limit", 1, name),
         soft_time_limit=_int_option(worker, "soft_time_limit", 1, name),
         stopwaitsecs=_int_option(worker, "stopwaitsecs", 0, name),
-        queues=_queues(worker), extra_argv=check_extra_args(worker["extra_args"], name),
+        queues=_queues(worker), extra_argv=check_extra_args(worker["extra_args"], name, bool(worker["beat"])),
         max_mem=size("max_memory_per_child"), memory_limit=size("memory_limit"),
         memory_baseline=size("memory_baseline"), warnings=[], explain=[])
     return p
@@ -834,7 +949,23 @@ def _names(p, worker):
             "names; include %%(process_num)02d" % (node_name, p["numprocs"]))
 
 
+def check_limit_floor(what, limit, allow_small=False):
+    """The floors of every memory limit (a worker's, memmon's, an adopted one): 128MB, or 16MB with
+    ``allow_small``; anything below restarts the process in a loop or turns the limit off."""
+    if limit < HARD_MIN_MEMORY_LIMIT:
+        raise WorkerFlagsError(
+            "%s %s is below %s, the least a Python process runs in (0 or a few KB turns the limit off or restarts "
+            "the process on every check); raise it, e.g. to 256MB" % (what, format_size(limit),
+                                                                       format_size(HARD_MIN_MEMORY_LIMIT)))
+    if limit < MIN_MEMORY_LIMIT and not allow_small:
+        raise WorkerFlagsError(
+            "%s %s is below 128MB; a fresh Auth worker already uses about 100-120 MiB so it would restart in a "
+            "loop. Raise it (e.g. 256MB) or set allow_small_memory_limit: true" % (what, format_size(limit)))
+
+
 def _check_limit(name, label, limit, baseline, allow_small, headroom_action, warnings, explain):
+    if limit < HARD_MIN_MEMORY_LIMIT:
+        check_limit_floor("worker %s: %s" % (name, label), limit, allow_small)
     if limit < MIN_MEMORY_LIMIT:
         if not allow_small:
             raise WorkerFlagsError(

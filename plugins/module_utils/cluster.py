@@ -56,7 +56,7 @@ def _int(value, what):
 
 def _checked_name(what, value):
     try:
-        return check_name(what, value)
+        return check_name(what, value, max_len=253)  # host names: DNS allows 253 characters
     except GateError as exc:
         raise ClusterError(str(exc))
 

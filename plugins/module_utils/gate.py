@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import posixpath
+import pwd
 import re
 
 #: The expansions supervisor offers in program options (plus ``ENV_<name>``).
@@ -26,9 +27,22 @@ SUPERVISOR_EXPANSIONS = ("program_name", "process_num", "group_name", "host_node
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _COMMENT_RE = re.compile(r"\s[;#]")
 _PERCENT_RE = re.compile(r"%(%|\((\w+)\)[#0 +-]*\d*(?:\.\d+)?[sdiouxXeEfFgGcr])")
-_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+#: Queue names: Celery and kombu take ``:`` and ``@`` too (``celery@host.dq``, ``tenant:jobs``), never ``,``
+#: (the separator of --queues) or whitespace.
+_QUEUE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@\-]*\Z")
+#: systemd unit and init script names: no ``/`` (service_name is joined to /etc/init.d/), no ``\``.
+_SERVICE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@\-]*\Z")
 _APP_RE = re.compile(r"[A-Za-z0-9_.:\-]+\Z")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: The one length limit of a program, group, listener or service name. supervisor makes process names
+#: (``<name>_%(process_num)02d``) and log files (``<name>.log``, rotated ``.log.10``) from them; 64 keeps
+#: every one well under the 255 bytes of NAME_MAX.
+NAME_MAX = 64
+#: Expanded process names: a program name plus a number suffix.
+PROCESS_NAME_MAX = NAME_MAX + 16
+#: Queue names (AMQP allows 255 bytes).
+QUEUE_NAME_MAX = 200
 _CHAR_NAMES = {"\n": "a newline", "\r": "a carriage return", "\x00": "a NUL byte", "\t": "a tab"}
 
 
@@ -95,12 +109,71 @@ def check_value(option, value):
     return check_expansions(option, check_line(option, value))
 
 
-def check_name(option, value):
-    """A program, group, process or queue name: letters, digits, ``_``, ``.``, ``-``."""
+def _shown(value):
+    """A value for a message: long ones are cut (a 300-character name is not repeated whole)."""
+    text = repr(value)
+    return text if len(text) <= 80 else "%s...' (%d characters)" % (text[:60], len(value))
+
+
+def check_name(option, value, max_len=NAME_MAX):
+    """A program, group, process, listener or user name: the one grammar of names.
+
+    Letters, digits, ``_``, ``.`` and ``-``, starting with a letter, digit or ``_`` (so never ``.``,
+    ``..`` or an option such as ``-x``), at most ``max_len`` characters (:data:`NAME_MAX`).
+    """
     if not isinstance(value, str) or not _NAME_RE.match(value):
-        raise GateError("%s: %r must be a non-empty name of letters, digits, '_', '.' or '-'"
-                        % (option, value))
+        raise GateError("%s: %s must be a non-empty name of letters, digits, '_', '.' or '-', starting with a "
+                        "letter, digit or '_'" % (option, _shown(value)))
+    if len(value) > max_len:
+        raise GateError("%s: %s is %d characters long; names are at most %d (supervisor builds process and "
+                        "log file names from them)" % (option, _shown(value), len(value), max_len))
     return value
+
+
+def check_queue(option, value):
+    """A Celery queue name: the name grammar plus ``:`` and ``@``; no ``,`` or whitespace."""
+    if not isinstance(value, str) or not _QUEUE_RE.match(value) or len(value) > QUEUE_NAME_MAX:
+        raise GateError("%s: %s must be a queue name of at most %d letters, digits, '_', '.', '-', ':' or '@' "
+                        "(no commas or spaces: give queues as a list)" % (option, _shown(value), QUEUE_NAME_MAX))
+    return value
+
+
+def check_service_name(option, value):
+    """A systemd unit or init script name (``supervisor``, ``supervisor.service``, ``supervisor@x``).
+
+    It is joined to ``/etc/init.d/`` and run as root by service(8): no ``/``, no leading ``.`` or ``-``.
+    """
+    if not isinstance(value, str) or not _SERVICE_RE.match(value) or len(value) > NAME_MAX:
+        raise GateError("%s: %s must be a service name of at most %d letters, digits, '_', '.', '-', ':' or '@', "
+                        "starting with a letter, digit or '_' (no '/': it is looked up in /etc/init.d and "
+                        "systemd)" % (option, _shown(value), NAME_MAX))
+    return value
+
+
+def supervisor_uid(user, getpwnam=None, getpwuid=None):
+    """The uid supervisord runs a program as, resolved the way ``supervisor.datatypes.name_to_uid`` does:
+    ``int()`` first (so ``00``, ``+0``, `` 0`` and ``\u0660`` are uid 0), then the user database.
+
+    Returns the uid, or None when the name is not known here (supervisord itself then refuses the file).
+    """
+    try:
+        return int(user)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return (getpwnam or pwd.getpwnam)(user).pw_uid
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def is_root_user(user, getpwnam=None):
+    """Whether ``user=`` makes supervisord run the program as root: no user, ``root``, or any spelling of
+    uid 0 (or a name whose uid is 0, such as ``toor``)."""
+    if user is None or (isinstance(user, str) and not user.strip()):
+        return True
+    if isinstance(user, str) and user.strip() == "root":
+        return True
+    return supervisor_uid(user, getpwnam) == 0
 
 
 def check_app(option, value):
@@ -131,22 +204,75 @@ def check_arg(option, value):
     return _no_breaks(option, value, repr(value), "a command line in a supervisor file")
 
 
-def check_env(option, name, value):
+#: Variables that make a process load code from where they point: the dynamic loader's and Python's (and
+#: those of the shells and interpreters a program may start). In ``[supervisord] environment=`` they reach
+#: every process supervisord starts, memmon (root) included.
+LOADER_VARIABLES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH", "GLIBC_TUNABLES", "BASH_ENV",
+                    "ENV", "PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS", "NODE_PATH",
+                    "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONEXECUTABLE",
+                    "PYTHONPLATLIBDIR", "PYTHONBREAKPOINT", "PYTHONWARNINGS", "PYTHONINSPECT", "PYTHONPYCACHEPREFIX")
+#: Python variables that load nothing (they are accepted everywhere).
+SAFE_PYTHON_VARIABLES = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "PYTHONIOENCODING",
+                         "PYTHONUTF8", "PYTHONFAULTHANDLER", "PYTHONOPTIMIZE", "PYTHONNOUSERSITE", "PYTHONSAFEPATH",
+                         "PYTHONTRACEMALLOC", "PYTHONDEVMODE", "PYTHONLEGACYWINDOWSSTDIO", "PYTHONCOERCECLOCALE",
+                         "PYTHONMALLOC", "PYTHONVERBOSE", "PYTHONDEBUG", "PYTHONNODEBUGRANGES",
+                         "PYTHONINTMAXSTRDIGITS", "PYTHONWARNDEFAULTENCODING")
+
+
+def is_loader_variable(name):
+    """``LD_*``, ``PYTHON*`` (but the harmless ones of :data:`SAFE_PYTHON_VARIABLES`) and the others of
+    :data:`LOADER_VARIABLES` (compared as the loader does: exactly, upper case)."""
+    if not isinstance(name, str):
+        return False
+    if name in LOADER_VARIABLES or name.startswith("LD_"):
+        return True
+    return name.startswith("PYTHON") and name not in SAFE_PYTHON_VARIABLES
+
+
+def env_value(option, value):
+    """An environment value as text. The inventory's YAML scalars are converted as they were written in the
+    usual spelling: ``true``/``false`` for booleans (not Python's ``True``), numbers as numbers; a missing
+    value (null), a list or a dict is refused."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or isinstance(value, (list, dict, tuple, set)):
+        raise GateError("%s: its value is %s, not a single value; quote it (\"\" for an empty value)"
+                        % (option, "null" if value is None else "a %s" % type(value).__name__))
+    return value if isinstance(value, str) else str(value)
+
+
+def check_env(option, name, value, loaders=True):
     """One variable of supervisor's ``environment=`` line, written as ``NAME="value"``.
 
+    supervisor reads the line with ``shlex`` in non-POSIX mode: a backslash is kept as written, a ``"``
+    cannot be carried, outer single quotes are stripped. Returns the value as text (:func:`env_value`).
+    With ``loaders=False`` loader variables (:func:`is_loader_variable`) are refused.
     Values may be secrets: messages name the variable, never the value.
     """
     if not isinstance(name, str) or not _ENV_NAME_RE.match(name):
         raise GateError("%s: %r is not a variable name (letters, digits and '_', not starting with a digit)"
                         % (option, name))
-    value = _text("%s.%s" % (option, name), value)
+    if not loaders and is_loader_variable(name):
+        raise GateError("%s.%s: a variable that makes a process load code from where it points; it would reach "
+                        "processes that run as root (memmon). Remove it (a program that needs it can set it in "
+                        "its own environment as its own user)" % (option, name))
+    value = env_value("%s.%s" % (option, name), value)
     if value[:1] == "'" or value[-1:] == "'":
         raise GateError("%s.%s: its value starts or ends with a single quote, which supervisor strips from "
                         "environment= values; put such a value in a file the program reads" % (option, name))
-    for ch in ('"', "\\"):
-        if ch in value:
-            raise GateError("%s.%s: its value contains %r, which supervisor's environment= line cannot carry; "
-                            "put such a value in a file the program reads" % (option, name, ch))
+    if '"' in value:
+        raise GateError("%s.%s: its value contains '\"', which supervisor's environment= line cannot carry; "
+                        "put such a value in a file the program reads" % (option, name))
     option = "%s.%s" % (option, name)
     return _no_breaks(option, value, "its value", "supervisor's environment= line (put such a value in a file "
                       "the program reads)")
+
+
+def env_references(value):
+    """The names of the ``%(ENV_X)s`` expansions in ``value`` (``%%(ENV_X)s`` is a literal, not one)."""
+    names = []
+    for match in _PERCENT_RE.finditer(value or ""):
+        key = match.group(2)
+        if key and key.startswith("ENV_"):
+            names.append(key[4:])
+    return names

@@ -20,6 +20,8 @@ import math
 import os
 import stat
 
+from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_problems
+
 CGROUP_MOUNT = "sys/fs/cgroup"
 V1_CPU_DIRS = ("cpu,cpuacct", "cpu", "cpuacct,cpu")
 V1_MEMORY_DIRS = ("memory",)
@@ -254,7 +256,9 @@ def root_only_dir_problems(path):
     """Why ``path`` (and its parent) is not a directory that only root can change; [] when it is, or absent.
 
     supervisord (root) opens the programs' log files there: a user who can change the directory can
-    replace a log file with a link to any file of root's.
+    replace a log file with a link to any file of root's. Beyond the directory and its parent, the whole
+    path must be root-safe (``root_safe.root_safe_problems``: every component from / down, links followed,
+    root's and not group/other writable; missing ones are created by root in a safe directory).
     """
     problems = []
     for candidate in (path, os.path.dirname(path.rstrip("/")) or "/"):
@@ -267,4 +271,6 @@ def root_only_dir_problems(path):
         elif st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             problems.append("%s is writable by someone other than root (owner uid %d, mode %04o)"
                             % (candidate, st.st_uid, stat.S_IMODE(st.st_mode)))
+    if not problems:
+        problems = root_safe_problems(path)
     return problems

@@ -94,3 +94,47 @@ def program_of(process_name):
     """
     match = _PROCESS_NUM_RE.match(process_name)
     return match.group('program') if match else process_name
+
+
+def read_environ_names(pid, proc='/proc'):
+    """The names of a process's environment variables (never their values), or None when unreadable."""
+    try:
+        with open(os.path.join(proc, str(pid), 'environ'), 'rb') as handle:
+            raw = handle.read()
+    except (IOError, OSError):
+        return None
+    return sorted(set(item.split(b'=', 1)[0].decode('utf-8', 'replace') for item in raw.split(b'\0') if b'=' in item))
+
+
+def _is_supervisord(argv):
+    return any(os.path.basename(arg) == 'supervisord' for arg in argv[:2])
+
+
+def supervisord_environ_names(proc='/proc', config=None):
+    """The environment names every running supervisord has (what ``%(ENV_X)s`` expands from), and where they
+    come from: ``(names, source)``; ``(None, reason)`` when no supervisord runs or none can be read.
+
+    With ``config``, a daemon started with that ``-c``/``--configuration`` is preferred. Several daemons:
+    only the names all of them have count.
+    """
+    found = []
+    for entry in sorted(os.listdir(proc)):
+        if not entry.isdigit():
+            continue
+        argv = read_cmdline(entry, proc)
+        if argv and _is_supervisord(argv):
+            found.append((int(entry), argv))
+    if config:
+        own = [(pid, argv) for pid, argv in found if config in argv or '--configuration=%s' % config in argv]
+        found = own or found
+    names = None
+    pids = []
+    for pid, argv in found:
+        have = read_environ_names(pid, proc)
+        if have is None:
+            continue
+        pids.append(str(pid))
+        names = set(have) if names is None else names & set(have)
+    if names is None:
+        return None, 'no running supervisord whose environment can be read'
+    return sorted(names), 'the environment of supervisord (pid %s)' % ', '.join(pids)

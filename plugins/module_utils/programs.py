@@ -18,15 +18,21 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags
     plan_workers,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_conf import (
+    AdoptionError,
+    env_pairs,
     gunicorn_workers,
     translate_memmon,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import (
+    PROCESS_NAME_MAX,
     GateError,
     check_env,
     check_name,
     check_path,
     check_value,
+    env_references,
+    is_loader_variable,
+    is_root_user,
 )
 
 #: [program:x] options a worker's ``supervisor`` dict (or the program defaults) may set.
@@ -45,6 +51,9 @@ CARRIED_OPTIONS = USER_PROGRAM_OPTIONS + (
     "command", "directory", "user", "numprocs", "numprocs_start", "process_name", "stopwaitsecs",
 )
 GROUP_PRIORITY = 999
+#: Process group names supervisord has besides the Auth group: the memmon listener (an event listener is a
+#: process group of its own). A group or program of the same name replaces it, or is replaced, silently.
+RESERVED_NAMES = ("memmon",)
 
 
 def _value(key, value):
@@ -72,17 +81,23 @@ def program_options(what, options, allowed=USER_PROGRAM_OPTIONS):
     return out
 
 
-def check_user(what, user, allow_root):
-    """The user a program runs as; root (or no user, which is root) only when allowed."""
-    if user in (None, ""):
+def check_user(what, user, allow_root, getpwnam=None):
+    """The user a program runs as; root (or no user, which is root) only when allowed.
+
+    ``user=`` is resolved the way supervisord resolves it (``gate.supervisor_uid``: ``int()`` first, so ``00``
+    and ``+0`` are root too, then the user database, where another name may have uid 0).
+    """
+    if user is None or (isinstance(user, str) and not user.strip()):
         if allow_root:
             return None
         raise GateError("%s has no user=, so supervisord would run it as root; give it a user "
                         "(or set allow_root to run it as root on purpose)" % what)
-    check_name("%s user" % what, str(user))
-    if str(user) in ("root", "0") and not allow_root:
-        raise GateError("%s would run as root; run it as the Auth user (or set allow_root to run it as "
-                        "root on purpose)" % what)
+    if isinstance(user, bool) or not isinstance(user, (str, int)):
+        raise GateError("%s: user %r is not a user name" % (what, user))
+    if is_root_user(str(user), getpwnam) and not allow_root:
+        raise GateError("%s would run as root (user=%s is uid 0 to supervisord, which reads a number first); run "
+                        "it as the Auth user (or set allow_root to run it as root on purpose)" % (what, str(user)))
+    check_name("%s user" % what, str(user), max_len=32)
     return str(user)
 
 
@@ -142,11 +157,45 @@ def carried_program(program, layout, allow_root):
     for key in ("numprocs", "numprocs_start", "process_name", "stopwaitsecs"):
         if given.get(key) is not None:
             options.append([key, check_value("%s %s" % (what, key), given[key])])
+    _carried_process_names(what, name, dict(options))
     options += log_options(layout)
     options += program_options(what, dict((k, v) for k, v in given.items() if k in USER_PROGRAM_OPTIONS))
     if given.get("environment") is not None:
-        options.append(["environment", check_value("%s environment" % what, given["environment"])])
+        environment = check_value("%s environment" % what, given["environment"])
+        if user is None or is_root_user(user):
+            _no_loaders("%s environment" % what, environment)
+        options.append(["environment", environment])
     return dict(name=name, kind="carried", options=options)
+
+
+def _carried_process_names(what, name, opts):
+    """The process names an adopted program gets, through the name grammar (a name is a log file's too)."""
+    try:
+        numprocs = int(opts.get("numprocs", 1))
+        start = int(opts.get("numprocs_start", 0))
+    except ValueError:
+        raise GateError("%s: numprocs and numprocs_start must be whole numbers" % what)
+    if not 1 <= numprocs <= 100:
+        raise GateError("%s: numprocs %d is not between 1 and 100" % (what, numprocs))
+    try:
+        names = expand_process_names(name, opts.get("process_name", "%(program_name)s"), numprocs, start)
+    except WorkerFlagsError as exc:
+        raise GateError("%s: %s" % (what, exc))
+    for proc in names:
+        check_name("%s process name" % what, proc, max_len=PROCESS_NAME_MAX)
+    return names
+
+
+def _no_loaders(what, environment):
+    """No loader variable in an environment= line (given as supervisor's text)."""
+    try:
+        pairs = env_pairs(environment.replace("%%", "%"))
+    except (ValueError, AdoptionError):
+        raise GateError("%s cannot be read as NAME=value pairs" % what)
+    for key in sorted(pairs):
+        if is_loader_variable(key):
+            raise GateError("%s sets %s, a variable that makes a process load code from where it points, for a "
+                            "program that runs as root; remove it" % (what, key))
 
 
 def group_section(group_name, programs):
@@ -212,13 +261,77 @@ def _explain_adopted_limits(workers, adopted, explain):
         worker["explain"] += ["memmon limit kept from the adopted file: %s" % line for line in lines]
 
 
+def _check_names(layout, programs, reserved):
+    """No name that supervisord would confuse: the group, the programs and the reserved process groups
+    (memmon's listener) are all different."""
+    group = layout["group_name"]
+    reserved = set(reserved or ())
+    if group in reserved:
+        raise GateError("group_name %s is the name of the memmon listener (%s); a group of that name would drop "
+                        "one of them silently. Choose another group name" % (group, ", ".join(sorted(reserved))))
+    for program in programs:
+        if program["name"] in reserved:
+            raise GateError("program %s has the name of the memmon listener; supervisord would confuse the two. "
+                            "Rename the program" % program["name"])
+        if program["name"] == group:
+            raise GateError("program %s has the name of its group; supervisorctl then cannot tell the group "
+                            "from the program. Rename the program or set another group_name" % group)
+
+
+def _supervisord_env(supervisord_environment, path_problems):
+    """``[supervisord] environment=``: it reaches every process supervisord starts, memmon (root) too. No
+    loader variable, and a PATH only of root-safe directories (``path_problems``: root_safe_problems)."""
+    out = []
+    for key, value in sorted((supervisord_environment or {}).items()):
+        value = check_env("supervisord environment", key, value, loaders=False)
+        if key == "PATH":
+            for entry in value.split(":"):
+                if not entry.startswith("/"):
+                    raise GateError("supervisord environment.PATH: an entry is not an absolute path; supervisord "
+                                    "(root) looks commands up there")
+                problems = path_problems(entry) if path_problems else []
+                if problems:
+                    raise GateError("supervisord environment.PATH: %s; supervisord (root) looks commands up there. "
+                                    "Remove the entry or make it root's" % problems[0])
+        out.append([key, value])
+    return out
+
+
+def _check_env_references(programs, known, source):
+    """Every ``%(ENV_X)s`` of the file names a variable supervisord has (its own environment, the
+    ``[supervisord] environment=`` and the program's own environment=). ``known`` None: not checked."""
+    if known is None:
+        return
+    for program in programs:
+        own = set(known)
+        opts = dict(program["options"])
+        if opts.get("environment"):
+            try:
+                own.update(env_pairs(opts["environment"].replace("%%", "%")))
+            except ValueError:
+                pass
+        own.update(program.get("environment_names") or ())
+        for key, value in program["options"]:
+            for name in env_references(value):
+                if name not in own:
+                    raise GateError("[program:%s] %s uses %%(ENV_%s)s, but supervisord has no %s (%s, and the "
+                                    "[supervisord] environment=): supervisord would refuse the whole file when it "
+                                    "re-reads it. Set it in celery_workers_environment or write the value"
+                                    % (program["name"], key, name, name, source))
+
+
 def plan_group(workers, layout, worker_defaults=None, program_defaults=None, carry_over=None,
                environment=None, allow_root=False, supervisord_environment=None, adopted_memmon=None,
-               **plan_kwargs):
+               reserved_names=RESERVED_NAMES, daemon_environment=None, environment_names=None,
+               path_problems=None, **plan_kwargs):
     """The whole Auth group: the workers' plan plus finished [program:x] and [group:x] sections.
 
     ``layout``: ``directory``, ``user``, ``log_dir``, ``group_name`` and the workers' common
     ``app`` and ``celery_bin``. Every value is checked before anything is returned.
+    ``reserved_names``: process groups of other files (memmon's listener). ``daemon_environment``: the
+    names in supervisord's own environment (``procfs.supervisord_environ_names``), or None not to check
+    ``%(ENV_X)s``; ``environment_names``: the names of the planned programs' environment=.
+    ``path_problems``: a root-safe check for PATH in ``supervisord_environment`` (on the host).
     """
     layout = dict(layout)
     layout["directory"] = check_path("project_dir", layout["directory"])
@@ -226,7 +339,7 @@ def plan_group(workers, layout, worker_defaults=None, program_defaults=None, car
     layout["user"] = check_user("the programs", layout.get("user"), allow_root)
     check_name("group_name", layout["group_name"])
     for key, value in sorted((environment or {}).items()):
-        check_env("environment", key, value)
+        check_env("environment", key, value, loaders=not allow_root)
     program_options("program_defaults", program_defaults or {})
     common = dict((k, layout[k]) for k in ("app", "celery_bin", "group_name") if layout.get(k) is not None)
     items = _worker_items(workers, worker_defaults, common)
@@ -235,21 +348,28 @@ def plan_group(workers, layout, worker_defaults=None, program_defaults=None, car
     result = plan_workers(items, **plan_kwargs)
     own = dict((item["name"], item.get("supervisor") or {}) for item in items)
     programs = [worker_program(w, layout, program_defaults or {}, own[w["name"]]) for w in result["workers"]]
+    for program in programs:
+        program["environment_names"] = list(environment_names or ()) + list(environment or ())
     planned = set(p["name"] for p in programs)
     for program in carry_over or []:
         if program.get("name") in planned:
             raise GateError("[program:%s] is both a planned worker and a program to carry over; "
                             "keep it in one place" % program.get("name"))
         programs.append(carried_program(program, layout, allow_root))
+    _check_names(layout, programs, reserved_names)
     group = group_section(layout["group_name"], programs)
     sections = expected_sections(programs, group)
-    supervisord_env = []
-    for key, value in sorted((supervisord_environment or {}).items()):
-        supervisord_env.append([key, check_env("supervisord environment", key, value)])
+    supervisord_env = _supervisord_env(supervisord_environment, path_problems)
     if supervisord_env:
         sections.insert(0, "supervisord")
+    if daemon_environment is not None:
+        _check_env_references(programs, set(daemon_environment) | set(k for k, v in supervisord_env),
+                              "its own environment has %d variables" % len(daemon_environment))
+    for program in programs:
+        program.pop("environment_names", None)
     adopted, explain, unmatched = translate_memmon(
-        adopted_memmon, _memmon_programs(result, [p for p in programs if p["kind"] == "carried"]))
+        adopted_memmon, _memmon_programs(result, [p for p in programs if p["kind"] == "carried"]),
+        allow_small=plan_kwargs.get("allow_small_memory_limit", False))
     for proc, size in adopted.items():
         result["memmon_limits"].setdefault(proc, size)
     _explain_adopted_limits(result["workers"], adopted, explain)

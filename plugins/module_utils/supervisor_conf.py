@@ -15,10 +15,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 import shlex
+import stat
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import format_size, parse_size
+from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
+    check_limit_floor,
+    format_size,
+    parse_size,
+)
 
 _ENV_REF_RE = re.compile(r"%\(ENV_(\w+)\)s")
 _HEADER_RE = re.compile(r"^\s*\[([^\]]+)\]")
@@ -26,8 +32,67 @@ _WORKERS_RE = re.compile(r"^(?:--workers(?:=(\d+))?|-w(\d+)?)$")
 CARRIED_SUPERVISORD_OPTIONS = ("environment",)
 
 
+#: The largest group file read (Auth's is 3 KB).
+MAX_CONF_BYTES = 1024 * 1024
+
+
 class AdoptionError(ValueError):
     """Something in the adopted file that cannot be carried over; the message names the line."""
+
+
+def read_conf_file(path):
+    """The text of a group file, read as root without trusting it; :class:`AdoptionError` otherwise.
+
+    Opened with ``O_NONBLOCK`` and checked with ``fstat`` on the open file: a directory, FIFO, socket or
+    device is refused (a FIFO would block forever). A path that goes through a symbolic link (Auth's guide
+    links the project's file there, and the Auth user owns the project) is not read when it ends at a file
+    only root can read. At most :data:`MAX_CONF_BYTES`, UTF-8. No message quotes the file's content.
+    """
+    linked = os.path.islink(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise AdoptionError("%s cannot be opened: %s" % (path, exc.strerror))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise AdoptionError("%s is a directory, not a supervisor file; give the group file's path" % path)
+        if not stat.S_ISREG(st.st_mode):
+            raise AdoptionError("%s is not a regular file (a FIFO, socket or device); supervisor's include files "
+                                "are regular files. Replace it with Auth's supervisor.conf or a link to it" % path)
+        if linked and st.st_uid == 0 and not st.st_mode & stat.S_IROTH:
+            raise AdoptionError("%s is a link to %s, a file only root can read (mode %04o); Auth's supervisor.conf "
+                                "belongs to the Auth user. Not read: point the link at the project's "
+                                "supervisor.conf" % (path, os.path.realpath(path), stat.S_IMODE(st.st_mode)))
+        if st.st_size > MAX_CONF_BYTES:
+            raise AdoptionError("%s is %d bytes; a group file is at most %d" % (path, st.st_size, MAX_CONF_BYTES))
+        chunks, size = [], 0
+        while size <= MAX_CONF_BYTES:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_CONF_BYTES:
+        raise AdoptionError("%s is more than %d bytes; a group file is not that long" % (path, MAX_CONF_BYTES))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AdoptionError("%s is not UTF-8 text (line %d); supervisor reads its files as UTF-8: save it as UTF-8"
+                            % (path, data[:exc.start].count(b"\n") + 1))
+
+
+def _parse_error(path, exc):
+    """A parser's refusal by line number only: configparser quotes the offending line, which may be a
+    secret (the file behind a link can be any file)."""
+    lines = [num for num, dummy in getattr(exc, "errors", [])] or [getattr(exc, "lineno", None)]
+    lines = [str(num) for num in lines if num]
+    where = " line %s" % ", ".join(lines) if lines else ""
+    return AdoptionError("%s cannot be parsed as a supervisor file%s (%s); check the file with "
+                         "'supervisord -c' or compare it with Auth's supervisor.conf" % (path, where, type(exc).__name__))
 
 
 def _parser():
@@ -40,7 +105,8 @@ def _parser():
                                              interpolation=None), "configparser (supervisor is not importable)")
 
 
-def _env_pairs(text):
+def env_pairs(text):
+    """``NAME=value,...`` as supervisor reads an ``environment=`` line (its own parser when importable)."""
     try:
         from supervisor.datatypes import dict_of_key_value_pairs
     except ImportError:
@@ -157,7 +223,7 @@ def read_conf(path, text, tuned, marker=None):
     try:
         parser.read_string(text, source=path)
     except Exception as exc:  # configparser errors, supervisor's own ValueErrors
-        raise AdoptionError("%s cannot be parsed: %s" % (path, exc))
+        raise _parse_error(path, exc)
     loc = Locator(path, text)
     env = {}
     groups = {}
@@ -172,7 +238,7 @@ def read_conf(path, text, tuned, marker=None):
                     raise AdoptionError("%s: [supervisord] %s= in an included file cannot be carried over; move "
                                         "it to supervisord.conf" % (loc.where(section, option), option))
             if parser.has_option(section, "environment"):
-                env = _env_pairs(_one_line(parser.get(section, "environment")))
+                env = env_pairs(_one_line(parser.get(section, "environment")))
             continue
         if not sep or kind not in ("program", "group", "eventlistener"):
             raise AdoptionError("%s: [%s] cannot be carried over (the group file holds programs, their group "
@@ -217,7 +283,7 @@ def read_conf(path, text, tuned, marker=None):
     return result
 
 
-def translate_memmon(memmon, programs):
+def translate_memmon(memmon, programs, allow_small=False):
     """Auth's memmon intent, keyed by the real process names.
 
     ``programs``: ``{program name: {"process_names": [...], "children": N}}`` for everything the new
@@ -245,7 +311,9 @@ def translate_memmon(memmon, programs):
         for prog, info in sorted(programs.items()):
             wanted.append((prog, info["process_names"], memmon["any"], "-a %s" % memmon["any"]))
     for prog, procs, size, origin in wanted:
-        nbytes = parse_size(size, "adopted memmon limit %s" % origin)
+        what = "adopted memmon limit %s (%s)" % (origin, memmon.get("source") or "the adopted file")
+        nbytes = parse_size(size, what)
+        check_limit_floor(what, nbytes, allow_small)
         children = int(programs[prog].get("children") or 0)
         total = nbytes * (1 + children)
         for proc in procs:

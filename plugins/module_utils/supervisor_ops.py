@@ -21,6 +21,12 @@ from urllib.error import HTTPError
 
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import (
+    PROCESS_NAME_MAX,
+    GateError,
+    check_name,
+    check_service_name,
+)
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import unit_name
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     FAULT_ALREADY_STARTED,
@@ -232,20 +238,56 @@ def was_killed(report, main_log=None):
     return report.get('exitstatus') == -1 and seconds >= report.get('stopwaitsecs', DEFAULT_STOPWAITSECS)
 
 
+#: The service name the module falls back to RPC for when no service manager knows it.
+DEFAULT_SERVICE_NAME = 'supervisor'
+
+
+def _systemd_knows(unit, run_command, get_bin_path, path_exists):
+    if not path_exists('/run/systemd/system'):
+        return False
+    systemctl = get_bin_path('systemctl') if get_bin_path else None
+    if not (systemctl and run_command):
+        return False
+    rc, out, dummy = run_command([systemctl, 'show', '--property=LoadState', unit])
+    return rc == 0 and bool(re.search(r'^LoadState=loaded\s*$', out or '', re.M))
+
+
 def detect_service_manager(requested, service_name, run_command=None, get_bin_path=None,
                            path_exists=os.path.exists):
-    """Pick how to restart the daemon: returns ``(manager, reason)``."""
-    if requested and requested != 'auto':
-        return requested, 'requested'
+    """Pick how to restart the daemon: returns ``(manager, reason)``.
+
+    Asked before anything is stopped: a service the chosen manager does not know (``service_name:
+    nosuchsvc``) is refused here, not after the group is down. ``auto`` falls back to RPC only for the
+    default name; a name given on purpose must name a unit or an init script.
+    """
+    try:
+        check_service_name('service_name', service_name)
+    except GateError as exc:
+        raise SupervisorError(str(exc), phase=PHASE_VALIDATE)
     unit = unit_name(service_name)
-    if path_exists('/run/systemd/system'):
-        systemctl = get_bin_path('systemctl') if get_bin_path else None
-        if systemctl and run_command:
-            rc, out, dummy = run_command([systemctl, 'show', '--property=LoadState', unit])
-            if rc == 0 and re.search(r'^LoadState=loaded\s*$', out or '', re.M):
-                return 'systemd', 'systemd is running and knows %s' % unit
+    if requested == 'rpc':
+        return requested, 'requested'
+    if requested == 'systemd':
+        if run_command is None or _systemd_knows(unit, run_command, get_bin_path, path_exists):
+            return requested, 'requested'
+        raise SupervisorError('service_manager=systemd, but systemd knows no unit %s; set service_name to the unit '
+                              'that runs supervisord (Debian: supervisor), or use service_manager=rpc. Nothing was '
+                              'stopped' % unit, phase=PHASE_VALIDATE)
+    if requested == 'service':
+        if path_exists('/etc/init.d/%s' % service_name) or (
+                run_command is not None and _systemd_knows(unit, run_command, get_bin_path, path_exists)):
+            return requested, 'requested'
+        raise SupervisorError('service_manager=service, but there is no init script /etc/init.d/%s and no systemd unit '
+                              '%s; set service_name to supervisord\'s service, or use service_manager=rpc. Nothing was '
+                              'stopped' % (service_name, unit), phase=PHASE_VALIDATE)
+    if _systemd_knows(unit, run_command, get_bin_path, path_exists):
+        return 'systemd', 'systemd is running and knows %s' % unit
     if path_exists('/etc/init.d/%s' % service_name):
         return 'service', '/etc/init.d/%s exists' % service_name
+    if service_name != DEFAULT_SERVICE_NAME:
+        raise SupervisorError('service_name %s names no systemd unit and no init script; set it to the service that '
+                              'runs supervisord, or use service_manager=rpc. Nothing was stopped' % service_name,
+                              phase=PHASE_VALIDATE)
     return 'rpc', 'no systemd unit or init script named %s' % service_name
 
 
@@ -820,8 +862,27 @@ class GroupRunner(_DaemonRestart):
             self.actions.append('rolling: restarted %s' % spec)
 
 
+def _check_target_names(params):
+    """O(name) (``group``, ``group:``, ``group:*``, ``group:process`` or ``process``) and O(stop_last) through
+    the name grammar; O(service_name) through the service name grammar."""
+    try:
+        name = (params.get('name') or '').strip()
+        name = name[:-2] if name.endswith(':*') else name.rstrip(':')
+        group, sep, proc = name.partition(':')
+        check_name('name', group, max_len=PROCESS_NAME_MAX)
+        if sep:
+            check_name('name (process)', proc, max_len=PROCESS_NAME_MAX)
+        for item in params.get('stop_last') or []:
+            check_name('stop_last', item, max_len=PROCESS_NAME_MAX)
+        if params.get('service_name') is not None:
+            check_service_name('service_name', params['service_name'])
+    except GateError as exc:
+        raise SupervisorError(str(exc), phase=PHASE_VALIDATE)
+
+
 def validate_params(params, path_exists=os.path.exists, get_bin_path=None):
     """Range-check every option and probe the service manager before the first call that changes state."""
+    _check_target_names(params)
     for key in ('stop_timeout', 'daemon_timeout', 'start_timeout'):
         value = params.get(key)
         if value is not None and value < 1:

@@ -30,6 +30,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags
     auto_pool,
     size_pool,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_problems
 from ansible_collections.authops.celery_tuning.plugins.module_utils.procfs import (
     program_of,
     read_cmdline,
@@ -155,6 +156,29 @@ def find_workers(app, proc="/proc", project_dir=None):
         found.append(dict(pid=pid, uid=_status_uid(pid, proc), argv=matches[pid],
                           python=_python_of(pid, matches[pid], proc), cwd=cwd))
     return found
+
+
+def probe_uid(worker_uid, euid, python, cwd, root_safe=root_safe_problems):
+    """The uid the probe must run as (the workers' owner), or a refusal.
+
+    The probe runs the workers' Python and imports their project: as root that is code from wherever the
+    workers run. A worker whose owner cannot be read (``/proc/<pid>/status`` unreadable) is refused instead
+    of probed as root; a worker that runs as root is probed as root only when its Python and project are
+    root-safe (``root_safe.root_safe_problems``).
+    """
+    if worker_uid is None:
+        raise ProfileError("cannot read which user runs the worker (its /proc status); the measurement does not run "
+                           "then, because it would run the worker's Python as %s. Check that the module runs in the "
+                           "workers' PID namespace" % ("root" if euid == 0 else "uid %d" % euid))
+    if worker_uid != 0:
+        return worker_uid
+    problems = []
+    for path in (python, cwd):
+        problems += root_safe(os.path.realpath(path)) if path else []
+    if problems:
+        raise ProfileError("the workers run as root, and the measurement would run their Python as root from a "
+                           "place another user can change: %s. Run the workers as the Auth user" % problems[0])
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------

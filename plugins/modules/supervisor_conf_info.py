@@ -142,14 +142,10 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place imp
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_conf import (
     AdoptionError,
     read_conf,
+    read_conf_file,
 )
 
 EMPTY = dict(parser=None, environment={}, carry_over=[], memmon=None, group=None)
-
-
-def _read(path):
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
 
 
 def main():
@@ -167,17 +163,18 @@ def main():
     adopted_path = module.params["adopted_path"] or path + ".adopted"
     exists = os.path.lexists(path)
     link = os.path.islink(path)
-    text = _read(path) if exists and os.path.exists(path) else ""
-    managed = exists and not link and module.params["marker"] in text
-    result = dict(exists=exists, link=link, link_target=os.readlink(path) if link else None, managed=managed,
-                  adopting=exists and not managed, source=None, paths=path_states(module.params["paths"]))
-    if exists and not managed:
-        source = path
-    elif managed and os.path.exists(adopted_path):
-        source, text = adopted_path, _read(adopted_path)
-    else:
-        module.exit_json(changed=False, **dict(result, **EMPTY))
+    result = dict(exists=exists, link=link, link_target=os.readlink(path) if link else None, managed=False,
+                  adopting=exists, source=None, paths=path_states(module.params["paths"]))
     try:
+        text = read_conf_file(path) if exists and os.path.exists(path) else ""
+        managed = exists and not link and module.params["marker"] in text
+        result.update(managed=managed, adopting=exists and not managed)
+        if exists and not managed:
+            source = path
+        elif managed and os.path.exists(adopted_path):
+            source, text = adopted_path, read_conf_file(adopted_path)
+        else:
+            module.exit_json(changed=False, **dict(result, **EMPTY))
         conf = read_conf(source, text, set(module.params["tuned"]))
     except AdoptionError as exc:
         module.fail_json(msg=str(exc), **result)

@@ -78,6 +78,17 @@ options:
     description:
       - A systemd unit (C(supervisor)) whose enabled and active state to report in RV(service).
     type: str
+  root_safe:
+    description:
+      - Paths root runs code from or writes to (memmon's virtualenv); for each, RV(root_safe) lists why root must
+        not trust it, with every entry below a directory checked too.
+      - A path is root-safe when every component from C(/) down, symbolic links followed (and each link checked
+        without following it), is owned by root and writable by neither group nor others; one that does not exist
+        yet counts as safe when root creates it in a safe directory.
+    type: list
+    version_added: "0.2.0"
+    elements: str
+    default: []
 requirements:
   - The C(supervisor) Python package for the target's Python (Debian's and Ubuntu's C(supervisor) package
     installs it for C(/usr/bin/python3)).
@@ -179,6 +190,11 @@ venv_missing:
   returned: success
   type: list
   elements: str
+root_safe:
+  description: For each of O(root_safe), the reasons root must not trust it (empty when it is root-safe).
+  returned: success
+  type: dict
+  sample: {"/opt/authops-celery-tuning/memmon": []}
 service:
   description: The unit of O(service), with C(enabled) and C(active) (null when systemctl cannot say).
   returned: when O(service) is set
@@ -200,6 +216,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_r
     connection_argument_spec,
     visibly_absent,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_tree_problems
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import (
     packages_missing,
@@ -220,13 +237,15 @@ def main():
         venv=dict(type='path'),
         venv_requirements=dict(type='list', elements='str', default=[]),
         service=dict(type='str'),
+        root_safe=dict(type='list', elements='str', default=[]),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     host = dict(paths=path_states(p['paths']),
                 packages_missing=packages_missing(module.run_command, module.get_bin_path, p['packages'],
                                                   p['package_manager']),
-                venv_missing=venv_requirements_missing(p['venv'], p['venv_requirements']))
+                venv_missing=venv_requirements_missing(p['venv'], p['venv_requirements']),
+                root_safe=dict((path, root_safe_tree_problems(path)) for path in p['root_safe']))
     if p['service']:
         host['service'] = service_state(module.run_command, module.get_bin_path, p['service'])
     if not HAS_SUPERVISOR:

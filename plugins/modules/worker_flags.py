@@ -317,6 +317,28 @@ options:
         gives no limit. memmon counts children (C(-c)), so a program whose children hold the
         memory (gunicorn's workers, prefork) gets the size times its processes.
     type: dict
+  reserved_names:
+    description:
+      - Process group names other files give supervisord (the memmon listener's). No group or program may
+        take one of them (supervisord would drop one of the two silently).
+    type: list
+    version_added: "0.2.0"
+    elements: str
+    default: [memmon]
+  environment_names:
+    description:
+      - The names (never the values) of the planned programs' C(environment=) (C(celery_workers_environment)), so
+        that C(%(ENV_X\)s) may name them.
+    type: list
+    elements: str
+    default: []
+  supervisor_config:
+    description:
+      - supervisord's main configuration file. Every C(%(ENV_X\)s) must name a variable of the running
+        supervisord's environment (read from C(/proc/<pid>/environ), preferring the daemon started with this file)
+        or of C([supervisord] environment=); without a running supervisord only the latter count.
+    type: path
+    default: /etc/supervisor/supervisord.conf
   service_unit:
     description:
       - The systemd unit that runs supervisord. CPU and memory limits are read from its cgroup (C(cpu.max),
@@ -694,7 +716,9 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts, root_only_dir_problems
+from ansible_collections.authops.celery_tuning.plugins.module_utils.procfs import supervisord_environ_names
 from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import plan_group
+from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_problems
 
 
 def argument_spec():
@@ -716,6 +740,9 @@ def argument_spec():
         cpu_count=dict(type="int"),
         memory_total=dict(type="str"),
         service_unit=dict(type="str", default="supervisor.service"),
+        reserved_names=dict(type="list", elements="str", default=["memmon"]),
+        environment_names=dict(type="list", elements="str", default=[]),
+        supervisor_config=dict(type="path", default="/etc/supervisor/supervisord.conf"),
         memory_budget_percent=dict(type="int", default=DEFAULT_MEMORY_BUDGET_PERCENT),
         db_connection_budget=dict(type="int", default=DEFAULT_DB_CONNECTION_BUDGET),
         allow_small_memory_limit=dict(type="bool", default=False),
@@ -759,6 +786,7 @@ def main():
     (cpu_count, cpu_source), (memory_total, memory_source) = _host(module)
     layout = dict(directory=params["project_dir"], user=params["user"], log_dir=params["log_dir"],
                   group_name=params["group_name"], app=params["app"], celery_bin=params["celery_bin"])
+    daemon_environment, dummy = supervisord_environ_names(config=params["supervisor_config"])
     try:
         result = plan_group(
             params["workers"], layout, worker_defaults=params["worker_defaults"],
@@ -771,7 +799,9 @@ def main():
             allow_small_memory_limit=params["allow_small_memory_limit"],
             baseline_headroom_action=params["baseline_headroom_action"], strict=params["strict"],
             cpu_source=cpu_source, memory_source=memory_source, measured_rss=params["measured_rss"],
-            profile=params["profile"], db_driver=params["db_driver"])
+            profile=params["profile"], db_driver=params["db_driver"], reserved_names=params["reserved_names"],
+            daemon_environment=daemon_environment or [], environment_names=params["environment_names"],
+            path_problems=root_safe_problems)
     except (WorkerFlagsError, GateError) as exc:
         module.fail_json(msg=str(exc))
 

@@ -302,6 +302,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_profi
     ProfileError,
     find_workers,
     probe_args,
+    probe_uid,
     summarize,
 )
 
@@ -321,9 +322,13 @@ def argument_spec():
     )
 
 
-def _as_user(module, uid):
-    """The command prefix that runs the probe as the workers' user."""
-    if uid is None or uid == os.geteuid():
+def _as_user(module, uid, python, cwd):
+    """The command prefix that runs the probe as the workers' user (refused when it cannot be told)."""
+    try:
+        uid = probe_uid(uid, os.geteuid(), python, cwd)
+    except ProfileError as exc:
+        module.fail_json(msg=str(exc))
+    if uid == os.geteuid():
         return []
     if os.geteuid() != 0:
         module.fail_json(msg="the workers run as uid %d: run this module as root (become: true) so it can "
@@ -365,7 +370,7 @@ def main():
     arg = probe_args(params["app"], params["window"], params["interval"], params["timeout"], first["pid"])
     # The probe takes the worker's environment from /proc itself, as the worker's user: nothing of it
     # passes through this module.
-    cmd = _as_user(module, first["uid"]) + [python, "-c", PROBE, arg]
+    cmd = _as_user(module, first["uid"], python, cwd) + [python, "-c", PROBE, arg]
     rc, out, err = module.run_command(cmd, cwd=cwd, environ_update={"PYTHONDONTWRITEBYTECODE": "1"})
     if rc != 0:
         module.fail_json(msg="the measurement failed (rc %d) running %s in %s: %s"

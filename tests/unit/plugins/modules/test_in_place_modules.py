@@ -44,3 +44,26 @@ def test_supervisor_conf_info_reports_its_paths(tmp_path):
     assert kind is AnsibleExitJson, result
     assert result["exists"] is False
     assert result["paths"][str(tmp_path)]["isdir"] is True
+
+
+def test_supervisor_conf_info_fails_at_once_on_a_fifo_and_leaks_no_content(tmp_path):
+    import os
+
+    fifo = tmp_path / "myauth.conf"
+    os.mkfifo(str(fifo))
+    kind, result = run(supervisor_conf_info, dict(path=str(fifo), paths=[str(fifo)]))
+    assert kind is AnsibleFailJson and "not a regular file" in result["msg"]
+    secret = tmp_path / "secret"
+    secret.write_text("root:$6$never-shown:19000\n")
+    link = tmp_path / "linked.conf"
+    link.symlink_to(secret)
+    kind, result = run(supervisor_conf_info, dict(path=str(link)))
+    assert kind is AnsibleFailJson and "never-shown" not in result["msg"]
+
+
+def test_supervisor_info_reports_root_safe_paths(tmp_path):
+    kind, result = run(supervisor_info, dict(socket=str(tmp_path / "absent.sock"), missing_ok=True,
+                                             root_safe=["/usr/bin", "relative"]))
+    assert kind is AnsibleExitJson, result
+    assert result["root_safe"]["/usr/bin"] == []
+    assert result["root_safe"]["relative"] == ["'relative' is not an absolute path"]
