@@ -7,7 +7,9 @@
 #   CELERY_TUNING_IMAGE_DEBIAN13 (default authops/debian13-systemd)
 #   CELERY_TUNING_IMAGE_UBUNTU2204 (default authops/ubuntu2204-systemd)
 #   CELERY_TUNING_IMAGE_UBUNTU2404 (default authops/ubuntu2404-systemd)
-# python3-apt is included as on a standard server install: apt in check mode needs it.
+# python3-apt is included as on a standard server install: apt in check mode needs it. So is tzdata
+# (priority required on Debian and noble, only important on jammy, so minbase leaves it out there):
+# Python's zoneinfo needs it (kombu 5.7 loads ZoneInfo("UTC") on import).
 # Usage: scripts/build-images.sh [debian12|debian13|ubuntu2204|ubuntu2404 ...]   (default: all four)
 #        scripts/build-images.sh --print-mirrors   (show the mirrors it would use; builds nothing)
 # Mirrors (no host name is written here):
@@ -103,7 +105,7 @@ resolve_mirrors() {
   fi
 }
 WORK=${CELERY_TUNING_IMAGE_WORKDIR:-/var/tmp/celery-tuning-images}
-PACKAGES=python3,python3-apt,python3-venv,sudo,procps,systemd,systemd-sysv,dbus,ca-certificates
+PACKAGES=python3,python3-apt,python3-venv,sudo,procps,systemd,systemd-sysv,dbus,ca-certificates,tzdata
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
 image_name() {
