@@ -103,8 +103,15 @@ ensure_venv() {
 #    venv's pip install into the new venv (pip --python), which costs half of ensurepip-then-pip; it falls
 #    back to ensurepip.
 prepare_home() {
-  local venv=$1 home=$2 pipv cache
+  local venv=$1 home=$2 pipv cache want
   mkdir -p "$home/.config/pip"
+  # ansible-test's own venvs (~/.ansible/test/venv) link to the interpreter that made them: one made in the
+  # container is no use on this machine (MATRIX_PYTHON_X_Y) and the other way round. Start afresh on a change.
+  want=$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])') || return 1
+  if [ "$want" != "$(cat "$home/.interpreter" 2>/dev/null)" ]; then
+    rm -rf "$home/.ansible/test/venv"
+    printf '%s\n' "$want" >"$home/.interpreter"
+  fi
   "$PYTHON" - "$REAL_HOME" "$home/.config/pip/pip.conf" "${PIP_CACHE_DIR:-}" <<'PY' || return 1
 import configparser
 import os
@@ -156,7 +163,7 @@ run_leg() {
     # The whole leg in a Debian 13 container; it writes the same logs and result, through the mounts.
     start=$(date +%s)
     "$ROOT/scripts/controller.sh" --name "matrix-$v" --mount "$WORK" --env "MATRIX_WORK=$WORK" \
-      --env "MATRIX_LEG_PYTHON=python3" --env MATRIX_SANITY_ARGS -- "$ROOT/scripts/matrix.sh" --leg "$v" \
+      --env "MATRIX_LEG_PYTHON=python3" --env MATRIX_IN_CONTROLLER=1 --env MATRIX_SANITY_ARGS -- "$ROOT/scripts/matrix.sh" --leg "$v" \
       >"$dir/controller.log" 2>&1
     [ -f "$dir/result" ] ||
       echo "version=$v controller=FAIL venv=SKIP units=SKIP sanity=SKIP seconds=$(($(date +%s) - start))" \
@@ -207,7 +214,7 @@ run_leg_here() {
         "${SANITY_ARGS[@]}") >"$dir/sanity.log" 2>&1
   then sanity=PASS; fi
   ts=$(($(date +%s) - t))
-  echo "version=$v ansible-core=$have python=$SANITY_PYTHON$([ -f /.dockerenv ] && echo ' (container)') venv=PASS units=$units sanity=$sanity seconds=$(($(date +%s) - start))" \
+  echo "version=$v ansible-core=$have python=$SANITY_PYTHON${MATRIX_IN_CONTROLLER:+ (container)} venv=PASS units=$units sanity=$sanity seconds=$(($(date +%s) - start))" \
        "(venv ${tv}s, units ${tu}s, sanity ${ts}s)" >"$dir/result"
 }
 
