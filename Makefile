@@ -8,13 +8,15 @@ BIN := $(VENV)/bin
 COLLECTIONS := $(CURDIR)/.cache/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/authops/celery_tuning
 SANITY_TREE := $(or $(TMPDIR),/tmp)/authops-celery-tuning-sanity/ansible_collections/authops/celery_tuning
-# NAME@VERSION runs a scenario with an older ansible-core (scripts/molecule-venv.sh): prefork runs on the
-# oldest that meta/runtime.yml declares.
-SCENARIOS ?= auth55 cluster default prefork@2.16 adopt supervisor
+# NAME@VERSION runs a scenario with another ansible-core (scripts/molecule-venv.sh; 2.20 and later in the Debian
+# 13 controller container): the real Auth server (auth55) runs on the oldest and the newest that
+# meta/runtime.yml declares, the others on .venv's 2.19. The longest first. `make test-full` adds FULL_EXTRA.
+SCENARIOS ?= auth55@2.21 cluster default auth55@2.16 epel prefork supervisor
+FULL_EXTRA ?= adopt
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv link lint sanity units integration molecule images test demo demo-clean build clean bench bench-noop matrix
+.PHONY: help venv link lint sanity units integration molecule images test checks test-full ssh-check demo demo-clean build clean bench bench-noop matrix
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,12 +66,25 @@ images: ## make sure dockerd runs and the systemd base images and the real Auth 
 molecule: venv link images ## molecule test for $(SCENARIOS) (NAME@VERSION: with that ansible-core)
 	MOLECULE=$(BIN)/molecule scripts/molecule-parallel.sh $(SCENARIOS)
 
-test: lint sanity units integration build ## every test: lint, sanity, units, integration, build, then matrix and molecule side by side
-	@# The matrix (CPU) and molecule (mostly waiting on containers) overlap; .venv is ansible-core 2.19,
-	@# which lint, sanity and units already cover. Logs: .cache/matrix/, .cache/molecule/.
-	@# The matrix's Debian 13 controller image first: `images` (molecule) builds it too, and two builds at once collide.
-	scripts/ensure-docker.sh && scripts/build-images.sh debian13
+test: ## every test: lint, sanity, units, integration, build (beside the image builds), then matrix and molecule side by side
+	@# Installs first (apt runs one at a time), then the checks beside the images (debootstrap mostly waits on
+	@# the mirror), then the matrix (CPU) beside molecule (mostly waiting on containers). .venv is ansible-core
+	@# 2.19, which lint, sanity and units cover. Logs: .cache/matrix/, .cache/molecule/.
+	$(MAKE) --no-print-directory venv link
+	scripts/ensure-docker.sh
+	$(MAKE) --no-print-directory -j2 checks images
 	$(MAKE) --no-print-directory -j2 matrix molecule MATRIX_VERSIONS="2.16 2.17 2.18 2.20 2.21"
+
+checks: venv link ## lint, sanity, units, integration and build, one after another
+	$(MAKE) --no-print-directory -j1 lint sanity units integration build
+
+test-full: ## make test, plus the scenarios CI leaves out (FULL_EXTRA: adopt) and the SSH check (ssh-check)
+	$(MAKE) --no-print-directory test SCENARIOS="$(SCENARIOS) $(FULL_EXTRA)"
+	$(MAKE) --no-print-directory ssh-check
+
+ssh-check: venv link images ## tune.yml twice from ansible-core 2.21 (Python 3.13) over SSH with become, against a stock Auth 5.5
+	@[ -x .cache/matrix/2.21/venv/bin/ansible-playbook ] || scripts/matrix.sh 2.21
+	scripts/ssh-check.sh
 
 build: venv ## build the collection artifact
 	$(BIN)/ansible-galaxy collection build --force --output-path build/

@@ -32,38 +32,44 @@ host_python() {
 # Whether VERSION's molecule runs in the controller container.
 in_controller() { [ -z "$(host_python "$1")" ]; }
 
+# The name a scenario's log and result go by: SCENARIO, or SCENARIO@VERSION (one scenario may run on two versions).
+log_key() { printf '%s' "$1"; }
+
 run_one() {
-  local spec=$1 s=${1%@*} v='' start rc venv
+  local spec=$1 s=${1%@*} v='' start rc venv key
   [ "$spec" != "$s" ] && v=${spec#*@}
+  key=$(log_key "$spec")
   start=$(date +%s)
+  # The auth55 scenario's instance carries the version, so that two versions of it can run at once.
+  if [ -n "$v" ]; then export CELERY_TUNING_AUTH55_INSTANCE="auth55-${v//./}"; fi
   if [ -n "$v" ] && in_controller "$v"; then
     local -a pass=()
     while IFS='=' read -r var _; do
-      case $var in MOLECULE_*|CELERY_TUNING_IMAGE_*) pass+=(--env "$var") ;; esac
+      case $var in MOLECULE_*|CELERY_TUNING_IMAGE_*|CELERY_TUNING_AUTH55_INSTANCE) pass+=(--env "$var") ;; esac
     done < <(env)
     # shellcheck disable=SC2016  # expanded in the container
     "$ROOT/scripts/controller.sh" --docker --name "molecule-$s" "${pass[@]}" --env MOLECULE_VENV_PYTHON=python3 \
       --env "ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections" -- \
       bash -c 'cd "$1" && venv=$(scripts/molecule-venv.sh "$2") && PATH=$venv/bin:$PATH exec molecule test -s "$3"' \
-      controller "$ROOT" "$v" "$s" >"$LOGS/$s.log" 2>&1
+      controller "$ROOT" "$v" "$s" >"$LOGS/$key.log" 2>&1
     rc=$?
   elif [ -n "$v" ]; then
-    if venv=$(MOLECULE_VENV_PYTHON=$(host_python "$v") "$ROOT/scripts/molecule-venv.sh" "$v" 2>"$LOGS/$s.log"); then
-      PATH=$venv/bin:$PATH "$venv/bin/molecule" test -s "$s" >>"$LOGS/$s.log" 2>&1
+    if venv=$(MOLECULE_VENV_PYTHON=$(host_python "$v") "$ROOT/scripts/molecule-venv.sh" "$v" 2>"$LOGS/$key.log"); then
+      PATH=$venv/bin:$PATH "$venv/bin/molecule" test -s "$s" >>"$LOGS/$key.log" 2>&1
       rc=$?
     else
       rc=1
     fi
   else
-    "$MOLECULE" test -s "$s" >"$LOGS/$s.log" 2>&1
+    "$MOLECULE" test -s "$s" >"$LOGS/$key.log" 2>&1
     rc=$?
   fi
   printf '\n===== molecule scenario %s: %s in %ss (ansible-core %s) =====\n' "$s" \
-    "$([ $rc -eq 0 ] && echo passed || echo FAILED)" "$(($(date +%s) - start))" "${v:-of .venv}" >>"$LOGS/$s.log"
-  cat "$LOGS/$s.log"
-  echo "$rc" >"$LOGS/$s.rc"
+    "$([ $rc -eq 0 ] && echo passed || echo FAILED)" "$(($(date +%s) - start))" "${v:-of .venv}" >>"$LOGS/$key.log"
+  cat "$LOGS/$key.log"
+  echo "$rc" >"$LOGS/$key.rc"
 }
-export -f run_one host_python in_controller
+export -f run_one host_python in_controller log_key
 export LOGS MOLECULE ROOT CONTROLLER_FROM
 
 rm -f "$LOGS"/*.rc
@@ -75,8 +81,7 @@ ln -sfn "$ROOT" "$ROOT/.cache/collections/ansible_collections/authops/celery_tun
 printf '%s\n' "$@" | xargs -P "$JOBS" -I{} bash -c 'run_one {}'
 failed=()
 for spec in "$@"; do
-  s=${spec%@*}
-  [ "$(cat "$LOGS/$s.rc" 2>/dev/null || echo 1)" = 0 ] || failed+=("$spec")
+  [ "$(cat "$LOGS/$(log_key "$spec").rc" 2>/dev/null || echo 1)" = 0 ] || failed+=("$spec")
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "molecule: FAILED scenarios: ${failed[*]} (logs in $LOGS)"

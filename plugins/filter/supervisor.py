@@ -102,7 +102,7 @@ def supervisor_safe(value, option, kind="line"):
 def supervisor_root_user(user):
     """Whether supervisord runs a program with this ``user=`` as root (``root``, none, or uid 0 in any spelling
     ``int()`` reads: ``0``, ``00``, ``+0``)."""
-    return is_root_user(None if user is None else str(user), getpwnam=lambda name: _no_user(name))
+    return is_root_user(None if user is None else str(user), getpwnam=_no_user)
 
 
 def _no_user(name):

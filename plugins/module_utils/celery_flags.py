@@ -955,8 +955,8 @@ def check_limit_floor(what, limit, allow_small=False):
     if limit < HARD_MIN_MEMORY_LIMIT:
         raise WorkerFlagsError(
             "%s %s is below %s, the least a Python process runs in (0 or a few KB turns the limit off or restarts "
-            "the process on every check); raise it, e.g. to 256MB" % (what, format_size(limit),
-                                                                       format_size(HARD_MIN_MEMORY_LIMIT)))
+            "the process on every check); raise it, e.g. to 256MB"
+            % (what, format_size(limit), format_size(HARD_MIN_MEMORY_LIMIT)))
     if limit < MIN_MEMORY_LIMIT and not allow_small:
         raise WorkerFlagsError(
             "%s %s is below 128MB; a fresh Auth worker already uses about 100-120 MiB so it would restart in a "

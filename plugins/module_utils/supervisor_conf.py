@@ -82,7 +82,7 @@ def read_conf_file(path):
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise AdoptionError("%s is not UTF-8 text (line %d); supervisor reads its files as UTF-8: save it as UTF-8"
-                            % (path, data[:exc.start].count(b"\n") + 1))
+                            % (path, data.count(b"\n", 0, exc.start) + 1))
 
 
 def _parse_error(path, exc):

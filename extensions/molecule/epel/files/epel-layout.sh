@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Test bed only: turn the stock Auth 5.5 server (Debian's supervisor) into one laid out as on Rocky
 # Linux 9 with EPEL's supervisor package, as Auth's install guide sets it up there:
 #   /etc/supervisord.conf (EPEL's file), programs in /etc/supervisord.d/*.ini, Auth's supervisor.conf

@@ -159,8 +159,8 @@ PLAN_REFUSED = [
     ("supervisord env PERL5OPT", dict(supervisord_environment={"PERL5OPT": "-Mevil"}), "load code"),
     ("supervisord env NODE_OPTIONS", dict(supervisord_environment={"NODE_OPTIONS": "-r evil"}), "load code"),
     ("supervisord env PATH relative", dict(supervisord_environment={"PATH": "bin:/usr/bin"}), "absolute"),
-    ("supervisord env PATH user's dir", dict(supervisord_environment={"PATH": "/usr/bin:/home/a/bin"},
-                                           path_problems=unsafe), "uid 1000"),
+    ("supervisord env PATH user's dir",
+     dict(supervisord_environment={"PATH": "/usr/bin:/home/a/bin"}, path_problems=unsafe), "uid 1000"),
     ("supervisord env null value", dict(supervisord_environment={"AA_X": None}), "null"),
     ("adopted root program env LD_PRELOAD", dict(allow_root=True, carry_over=[dict(GUNICORN, options=dict(
         command="/bin/true", environment='LD_PRELOAD="/home/a/x.so"'))]), "load code"),
@@ -195,7 +195,12 @@ def test_a_user_whose_uid_is_0_by_another_name(monkeypatch):
     class Rec(object):
         pw_uid = 0
 
-    monkeypatch.setattr(gate.pwd, "getpwnam", lambda name: Rec() if name == "toor" else (_ for _ in ()).throw(KeyError(name)))
+    def getpwnam(name):
+        if name == "toor":
+            return Rec()
+        raise KeyError(name)
+
+    monkeypatch.setattr(gate.pwd, "getpwnam", getpwnam)
     with pytest.raises(GateError, match="root"):
         plan(layout=dict(LAYOUT, user="toor"))
 
@@ -298,7 +303,9 @@ def test_supervisor_group_refuses_before_anything_stops(what, kwargs, match):
         commands.append(argv)
         return _not_found(argv)
 
-    only_systemd = (lambda path: path == "/run/systemd/system")
+    def only_systemd(path):
+        return path == "/run/systemd/system"
+
     with pytest.raises(SupervisorError, match=match) as exc:
         run(sup, clock, state="restarted", daemon="restarted", run_command=run_command, get_bin_path=_bins,
             path_exists=only_systemd, **kwargs)
