@@ -111,8 +111,9 @@ def resolve(facts, overrides=None):
         raise LayoutError("supervisor layout: unknown key(s) %s (known: %s)" % (", ".join(unknown), ", ".join(KEYS)))
     family = overrides.pop("family", None) or _facts(facts)[0]
     if not family:
-        raise LayoutError("supervisor layout: the host's OS family is not known. Gather facts first (the supervisor "
-                          "role's preflight does), or set the family (Debian or RedHat).")
+        raise LayoutError("supervisor layout: the host's OS family is not known. Run the supervisor role's preflight "
+                          "first (tune.yml does), or gather the distribution facts before the role (gather_facts: true, "
+                          "or ansible.builtin.setup with gather_subset: [distribution]).")
     if family not in LAYOUTS:
         raise LayoutError("supervisor layout: no layout for the OS family %s (known: %s). Set each of supervisor's "
                           "paths, its unit and its package manager, or the family to take one of the known layouts."
