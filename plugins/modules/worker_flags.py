@@ -345,6 +345,7 @@ options:
         C(memory.max), walking up the tree), where the workers run, not from the module's own (an SSH
         session's). Without systemd, or with an empty value, the module's own cgroup and the host are used.
         RV(host) says which source each figure came from.
+      - A name without a suffix is a service (C(supervisord) is C(supervisord.service)).
     type: str
     default: supervisor.service
   cpu_count:
@@ -716,6 +717,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts, root_only_dir_problems
+from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import unit_name
 from ansible_collections.authops.celery_tuning.plugins.module_utils.procfs import supervisord_environ_names
 from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import plan_group
 from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_problems
@@ -759,7 +761,7 @@ def _host(module):
     cpu = (params["cpu_count"], "parameter")
     memory = (params["memory_total"], "parameter")
     if cpu[0] is None or memory[0] is None:
-        unit, control_group = params["service_unit"], None
+        unit, control_group = unit_name(params["service_unit"]) if params["service_unit"] else None, None
         systemctl = module.get_bin_path("systemctl") if unit else None
         if systemctl:
             rc, out, dummy = module.run_command([systemctl, "show", "--property=ControlGroup", "--value", unit])

@@ -153,3 +153,21 @@ def test_worker_option_table_matches_documentation():
         else:
             shown = str(spec["default"]).lower() if isinstance(spec["default"], bool) else str(spec["default"])
             assert lines == ["Default: C(%s), or the O(worker_defaults) value." % shown], name
+
+
+@pytest.mark.parametrize("given,asked", [("supervisord", "supervisord.service"), ("supervisor", "supervisor.service"),
+                                         ("supervisord.service", "supervisord.service")])
+def test_limits_come_from_the_cgroup_of_the_unit_named(fake_host, monkeypatch, given, asked):
+    """A service name (EPEL's supervisord) is asked for as its unit, and that unit's cgroup is what is read."""
+    commands = []
+
+    def run_command(self, argv, **kwargs):
+        commands.append(argv)
+        return 0, "/system.slice/%s\n" % asked, ""
+
+    monkeypatch.setattr(worker_flags.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/" + name)
+    monkeypatch.setattr(worker_flags.AnsibleModule, "run_command", run_command)
+    kind, result = run({"workers": [{"name": "worker", "pool": "threads", "concurrency": 3}], "service_unit": given})
+    assert kind is AnsibleExitJson
+    assert [argv[-1] for argv in commands if "--property=ControlGroup" in argv] == [asked]
+    assert fake_host[-1] == (asked, "/system.slice/%s" % asked)
