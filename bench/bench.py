@@ -62,7 +62,7 @@ CELERY = VENV_BIN / "celery"
 
 sys.path.insert(0, str(COLLECTIONS))
 try:
-    from ansible_collections.authops.celery_tuning.plugins.module_utils import celery_flags
+    from ansible_collections.authops.celery_tuning.plugins.module_utils import worker_options, worker_plan
     from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts
 except ImportError as exc:  # pragma: no cover - setup problem
     sys.exit("cannot import the collection from %s (%s); run `make link` first" % (COLLECTIONS, exc))
@@ -147,7 +147,7 @@ def plan(facts, **worker):
     spec = {"name": "worker", "app": "myauth", "celery_bin": str(CELERY), "loglevel": "warning",
             "queues": ["celery"], "node_name": NODE_NAME, "prefetch_multiplier": 1}
     spec.update(worker)
-    result = celery_flags.plan_workers(
+    result = worker_plan.plan_workers(
         [spec], cpu_count=facts["cpu_count"], memory_total=facts["memory_bytes"],
         cpu_source=facts["cpu_count_source"], memory_source=facts["memory_source"])
     return result["workers"][0]
@@ -466,7 +466,7 @@ class Bench:
     # -- 4./5. supervisord: graceful restart and memmon --------------------------------------------
     def write_supervisor_conf(self, sdir):
         flags = plan(self.facts, pool="threads", concurrency=5, stopwaitsecs=60,
-                     node_name=celery_flags.DEFAULT_NODE_NAME, group_name="myauth")
+                     node_name=worker_options.DEFAULT_NODE_NAME, group_name="myauth")
         memmon = VENV_BIN / "memmon"
         conf = sdir / "supervisord.conf"
         conf.write_text("""\

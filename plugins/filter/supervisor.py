@@ -12,13 +12,10 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
-    WorkerFlagsError,
-    check_limit_floor,
-    format_size,
-    parse_size,
-)
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import build_command
+from ansible_collections.authops.celery_tuning.plugins.module_utils.memory_limits import check_limit_floor
+from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import WorkerFlagsError
+from ansible_collections.authops.celery_tuning.plugins.module_utils.sizes import format_size, parse_size
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_format import build_command
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import (
     GateError,
     check_arg,
@@ -69,7 +66,7 @@ def supervisor_env_line(environment, option="celery_workers_environment", root=F
 def memmon_size(value, what="memmon limit", allow_small=True):
     """A size in the collection's one grammar (worker_flags' ``parse_size``), written as memmon reads it.
 
-    The floors of worker_flags apply (``celery_flags.check_limit_floor``): never below 16MB, and below 128MB
+    The floors of worker_flags apply (``memory_limits.check_limit_floor``): never below 16MB, and below 128MB
     only with ``allow_small``."""
     try:
         nbytes = parse_size(value, what)

@@ -5,7 +5,7 @@
 """Pure logic behind the ``authops.celery_tuning.cluster_plan`` module: one plan for several hosts.
 
 Several Auth hosts share one broker (Redis) and one database (MariaDB). Each host is planned alone
-by ``worker_flags`` (see ``celery_flags``); this module checks what only the whole cluster can
+by ``worker_flags`` (see ``worker_plan``); this module checks what only the whole cluster can
 tell, before anything changes on any host:
 
 * exactly one beat across the hosts (none: periodic tasks never run; two: each runs twice);
@@ -25,6 +25,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError, check_name
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_format import EXPANSION_RE
 
 HOST_ROLES = ("web", "worker")
 #: Celery's default queue: a worker without --queues consumes it.
@@ -33,7 +34,6 @@ DEFAULT_QUEUE = "celery"
 SINGLE_SLOT_QUEUES = ("services",)
 
 # supervisor's %(name)s expansions in a command, and Celery's own %h, %n, %d, %% in --hostname.
-_SUPERVISOR_RE = re.compile(r"%\((\w+)\)([#0 +-]*\d*(?:\.\d+)?[sdiouxXeEfFgGcr])")
 _CELERY_RE = re.compile(r"%([hnd%])")
 
 
@@ -112,7 +112,7 @@ def expand_node_name(node_name, program_name, process_num, nodename, numprocs=1,
 
     short, _dot, domain = nodename.partition(".")
     celery = {"h": nodename, "n": short, "d": domain, "%": "%"}
-    name = _CELERY_RE.sub(lambda m: celery[m.group(1)], _SUPERVISOR_RE.sub(supervisor, node_name))
+    name = _CELERY_RE.sub(lambda m: celery[m.group(1)], EXPANSION_RE.sub(supervisor, node_name))
     return name if "@" in name else "celery@" + name
 
 

@@ -20,13 +20,14 @@ import posixpath
 import pwd
 import re
 
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_format import PERCENT_RE
+
 #: The expansions supervisor offers in program options (plus ``ENV_<name>``).
 SUPERVISOR_EXPANSIONS = ("program_name", "process_num", "group_name", "host_node_name",
                          "numprocs", "here")
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _COMMENT_RE = re.compile(r"\s[;#]")
-_PERCENT_RE = re.compile(r"%(%|\((\w+)\)[#0 +-]*\d*(?:\.\d+)?[sdiouxXeEfFgGcr])")
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 #: Queue names: Celery and kombu take ``:`` and ``@`` too (``celery@host.dq``, ``tenant:jobs``), never ``,``
 #: (the separator of --queues) or whitespace.
@@ -93,11 +94,11 @@ def check_expansions(option, value, allowed=SUPERVISOR_EXPANSIONS):
         idx = value.find("%", pos)
         if idx < 0:
             return value
-        match = _PERCENT_RE.match(value, idx)
+        match = PERCENT_RE.match(value, idx)
         if not match:
             raise GateError("%s: %r has a '%%' that is not an expansion supervisor knows; write %%%% for a "
                             "literal %%" % (option, value))
-        key = match.group(2)
+        key = match.group(1)
         if key is not None and key not in allowed and not key.startswith("ENV_"):
             raise GateError("%s: %r uses %%(%s)s; supervisor offers %s and ENV_<name> here"
                             % (option, value, key, ", ".join(allowed)))
@@ -271,8 +272,8 @@ def check_env(option, name, value, loaders=True):
 def env_references(value):
     """The names of the ``%(ENV_X)s`` expansions in ``value`` (``%%(ENV_X)s`` is a literal, not one)."""
     names = []
-    for match in _PERCENT_RE.finditer(value or ""):
-        key = match.group(2)
+    for match in PERCENT_RE.finditer(value or ""):
+        key = match.group(1)
         if key and key.startswith("ENV_"):
             names.append(key[4:])
     return names

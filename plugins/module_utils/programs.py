@@ -12,11 +12,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
-    WorkerFlagsError,
-    expand_process_names,
-    plan_workers,
-)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import WorkerFlagsError
+from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_plan import plan_workers
+from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_spec import expand_process_names
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_conf import (
     AdoptionError,
     env_pairs,
@@ -108,7 +106,7 @@ def _merge(defaults, own):
 
 
 def worker_program(rendered, layout, defaults, own):
-    """The [program:x] section of a planned worker or beat (``rendered`` from celery_flags)."""
+    """The [program:x] section of a planned worker or beat (``rendered`` by ``argv.render``)."""
     name = rendered["name"]
     options = [["command", rendered["command"]],
                ["directory", layout["directory"]],

@@ -20,11 +20,8 @@ import re
 import shlex
 import stat
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
-    check_limit_floor,
-    format_size,
-    parse_size,
-)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.memory_limits import check_limit_floor
+from ansible_collections.authops.celery_tuning.plugins.module_utils.sizes import format_size, parse_size
 
 _ENV_REF_RE = re.compile(r"%\(ENV_(\w+)\)s")
 _HEADER_RE = re.compile(r"^\s*\[([^\]]+)\]")

@@ -14,7 +14,7 @@ Three parts, each testable alone:
   (CPU time of each worker's whole process tree), then prints one JSON document. No events needed;
 - :func:`summarize` turns that document into figures per supervisor program (completions per
   second, mean tasks in flight, mean task time by Little's law, CPU seconds per task, backlog) and a
-  recommendation from the planner's own sizing model (``celery_flags.size_pool``).
+  recommendation from the planner's own sizing model (``sizing.size_pool``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,13 +23,13 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.sizing import (
     MIN_PROFILE_TASKS,
     TARGET_UTILIZATION,
-    WORKLOADS,
     auto_pool,
     size_pool,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_options import WORKLOADS
 from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_problems
 from ansible_collections.authops.celery_tuning.plugins.module_utils.procfs import (
     program_of,

@@ -707,14 +707,14 @@ warnings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
-    DB_DRIVERS,
+from ansible_collections.authops.celery_tuning.plugins.module_utils.budgets import (
     DEFAULT_DB_CONNECTION_BUDGET,
     DEFAULT_MEMORY_BUDGET_PERCENT,
-    HEADROOM_ACTIONS,
-    WorkerFlagsError,
-    worker_argument_spec,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.memory_limits import HEADROOM_ACTIONS
+from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import WorkerFlagsError
+from ansible_collections.authops.celery_tuning.plugins.module_utils.sizing import DB_DRIVERS
+from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_options import worker_argument_spec
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts, root_only_dir_problems
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import unit_name

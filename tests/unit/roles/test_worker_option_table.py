@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The worker option table (celery_flags.WORKER_OPTIONS) is the one list of worker options: the module's
+"""The worker option table (worker_options.WORKER_OPTIONS) is the one list of worker options: the module's
 argument spec is built from it, and the role and its docs only use what it holds."""
 
 from __future__ import absolute_import, division, print_function
@@ -11,7 +11,7 @@ import os
 
 import yaml
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_options import (
     MANAGED_FLAGS,
     WORKER_OPTIONS,
     worker_argument_spec,

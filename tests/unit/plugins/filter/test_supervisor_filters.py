@@ -11,7 +11,8 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.authops.celery_tuning.plugins.filter.supervisor import FilterModule, memmon_size, supervisor_safe
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import WorkerFlagsError, parse_size
+from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import WorkerFlagsError
+from ansible_collections.authops.celery_tuning.plugins.module_utils.sizes import parse_size
 from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import plan_group
 
 byte_size = pytest.importorskip("supervisor.datatypes").byte_size

@@ -13,7 +13,7 @@ import copy
 
 import pytest
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import WorkerFlagsError
+from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import WorkerFlagsError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import plan_group
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_conf import AdoptionError, read_conf

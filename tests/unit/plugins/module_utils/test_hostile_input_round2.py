@@ -20,11 +20,9 @@ import socket
 import pytest
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils import gate
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
-    WorkerFlagsError,
-    check_extra_args,
-    parse_size,
-)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_cli import check_extra_args
+from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import WorkerFlagsError
+from ansible_collections.authops.celery_tuning.plugins.module_utils.sizes import parse_size
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import (
     root_safe_problems,

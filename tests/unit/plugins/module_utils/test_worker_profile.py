@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import size_pool
+from ansible_collections.authops.celery_tuning.plugins.module_utils.sizing import size_pool
 from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_profile import (
     PROBE,
     ProfileError,

@@ -142,7 +142,7 @@ def test_worker_option_table_matches_documentation():
     """The option table is the one source: its defaults are the documented ones."""
     import yaml
 
-    from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import WORKER_OPTIONS
+    from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_options import WORKER_OPTIONS
 
     doc = yaml.safe_load(worker_flags.DOCUMENTATION)["options"]["workers"]["suboptions"]
     assert set(doc) == set(WORKER_OPTIONS)

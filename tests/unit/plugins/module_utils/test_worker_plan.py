@@ -10,21 +10,27 @@ import shlex
 
 import pytest
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_cli import check_extra_args
+from ansible_collections.authops.celery_tuning.plugins.module_utils.memory_limits import (
     DEFAULT_BASELINE,
+    baseline_headroom,
+)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import WorkerFlagsError
+from ansible_collections.authops.celery_tuning.plugins.module_utils.sizes import (
     GIB,
     MIB,
-    WorkerFlagsError,
-    baseline_headroom,
-    build_command,
-    check_extra_args,
-    expand_process_names,
     format_size,
-    parse_concurrency,
     parse_size,
-    plan_workers,
     size_to_kib,
+)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_format import (
+    build_command,
     supervisor_escape,
+)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_plan import plan_workers
+from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_spec import (
+    expand_process_names,
+    parse_concurrency,
 )
 
 NODE = "%(program_name)s_%(process_num)02d"
@@ -527,10 +533,7 @@ def test_prefork_memmon_limit_above_idle_tree_is_explained():
 
 # --------------------------------------------------------------------------- sizing model (issue 11)
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.celery_flags import (  # noqa: E402
-    auto_pool,
-    size_pool,
-)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.sizing import auto_pool, size_pool  # noqa: E402
 
 
 def measured(name="worker", tasks=400, task_seconds=0.125, cpu=0.005, backlog_min=0, in_flight=5.0):
