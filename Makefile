@@ -38,6 +38,7 @@ lint: venv link ## yamllint, ansible-lint (production profile), argument_specs v
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/python scripts/check-argument-specs.py
+	$(BIN)/python scripts/module-docs.py --check
 	$(BIN)/python scripts/role-docs.py --check
 
 sanity: venv ## ansible-test sanity on a copy under ansible_collections/authops/celery_tuning

@@ -23,31 +23,28 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.sizing impor
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_format import (
     build_command,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_options import WORKER_OPTIONS
+
+
+#: How a flag's value is written (WORKER_OPTIONS' ``written``).
+_WRITTEN = {
+    "str": str,
+    "int": lambda value: "%d" % value,
+    "list": ",".join,
+    "kib": lambda value: "%d" % size_to_kib(value),
+}
 
 
 def build_argv(p):
-    """argv for one resolved worker (see :func:`plan_workers`)."""
-    argv = [p["celery_bin"], "-A", p["app"]]
-    if p["beat"]:
-        argv += ["beat", "--loglevel=%s" % p["loglevel"]]
-        return argv + list(p["extra_argv"])
-    argv += ["worker", "--loglevel=%s" % p["loglevel"], "--pool=%s" % p["pool"]]
-    if p["pool"] != "solo":
-        argv.append("--concurrency=%d" % p["concurrency"])
-    if p["node_name"]:
-        argv.append("--hostname=%s" % p["node_name"])
-    if p["queues"]:
-        argv.append("--queues=%s" % ",".join(p["queues"]))
-    if p["prefetch_multiplier"] is not None:
-        argv.append("--prefetch-multiplier=%d" % p["prefetch_multiplier"])
-    if p["time_limit"] is not None:
-        argv.append("--time-limit=%d" % p["time_limit"])
-    if p["soft_time_limit"] is not None:
-        argv.append("--soft-time-limit=%d" % p["soft_time_limit"])
-    if p["max_memory_per_child"] is not None:
-        argv.append("--max-memory-per-child=%d" % size_to_kib(p["max_memory_per_child"]))
-    if p["max_tasks_per_child"] is not None:
-        argv.append("--max-tasks-per-child=%d" % p["max_tasks_per_child"])
+    """argv for one resolved worker (see :func:`worker_plan.plan_workers`): every flag of the option table,
+    in the table's order, with the value the plan resolved; then the extra arguments."""
+    argv = [p["celery_bin"], "-A", p["app"], "beat" if p["beat"] else "worker"]
+    for name, spec in WORKER_OPTIONS.items():
+        flag, value = spec.get("flag"), p.get(name)
+        if (not flag or flag == "-A" or value is None or value in ("", []) or (p["beat"] and not spec.get("beat"))
+                or p["pool"] in spec.get("not_for_pools", ())):
+            continue
+        argv.append("%s=%s" % (flag, _WRITTEN[spec.get("written", "str")](value)))
     return argv + list(p["extra_argv"])
 
 

@@ -17,8 +17,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors 
     checked,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_options import (
-    BEAT_MANAGED_FLAGS,
-    MANAGED_FLAGS,
+    managed_flags,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import (
     check_arg,
@@ -99,7 +98,7 @@ def check_extra_args(extra_args, name="worker", beat=False):
 
 def _celery_option(flag, name, beat, origin):
     """The (canonical name, takes a value) of ``flag``, or a refusal that says what to do instead."""
-    managed = BEAT_MANAGED_FLAGS if beat else MANAGED_FLAGS
+    managed = managed_flags(beat)
     table = CELERY_BEAT_OPTIONS if beat else CELERY_WORKER_OPTIONS
     command = "celery beat" if beat else "celery worker"
     if flag in managed:

@@ -49,6 +49,9 @@ CARRIED_OPTIONS = USER_PROGRAM_OPTIONS + (
     "command", "directory", "user", "numprocs", "numprocs_start", "process_name", "stopwaitsecs",
 )
 GROUP_PRIORITY = 999
+#: The [program:x] options of Auth's own programs: the default of every planned program.
+AUTH_PROGRAM_DEFAULTS = dict(autostart=True, autorestart=True, startsecs=10, killasgroup=True, stopasgroup=False,
+                             priority=998)
 #: Process group names supervisord has besides the Auth group: the memmon listener (an event listener is a
 #: process group of its own). A group or program of the same name replaces it, or is replaced, silently.
 RESERVED_NAMES = ("memmon",)

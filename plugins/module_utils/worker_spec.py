@@ -33,10 +33,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.sizing impor
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_options import (
     DEFAULT_PROCESS_NAME,
-    LOGLEVELS,
-    POOLS,
-    WORKER_DEFAULTS,
-    WORKLOADS,
+    WORKER_OPTIONS,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import (
     PROCESS_NAME_MAX,
@@ -186,13 +183,13 @@ def _read_worker(raw):
     """The worker's options over the table's defaults, with the names and paths through the gate."""
     if not isinstance(raw, dict):
         raise WorkerFlagsError("each item of workers must be a dict, got %r" % (raw,))
-    worker = dict(WORKER_DEFAULTS)
+    worker = dict((key, spec.get("default")) for key, spec in WORKER_OPTIONS.items())
     worker.update(dict((k, v) for k, v in raw.items() if v is not None))
-    unknown = sorted(set(raw) - set(WORKER_DEFAULTS))
+    unknown = sorted(set(raw) - set(WORKER_OPTIONS))
     if unknown:
         raise WorkerFlagsError(
             "worker %s: unknown option(s) %s; valid options are %s"
-            % (raw.get("name"), ", ".join(unknown), ", ".join(sorted(WORKER_DEFAULTS))))
+            % (raw.get("name"), ", ".join(unknown), ", ".join(sorted(WORKER_OPTIONS))))
     name = worker["name"]
     if not name:
         raise WorkerFlagsError("every worker needs a name (the supervisor program name)")
@@ -236,29 +233,39 @@ def _queues(worker):
 
 
 def _resolve_options(worker):
-    """Every option converted and range-checked: choices, integers, queues, sizes, extra args."""
+    """Every option of the table converted and range-checked (choices, minimums, sizes), under its
+    ``resolved_as`` key; the options with a grammar of their own through their converter."""
     name = worker["name"]
-
-    def size(key):
-        return None if worker[key] is None else parse_size(worker[key], "worker %s: %s" % (name, key))
-
-    p = dict(
-        name=name, app=worker["app"], celery_bin=worker["celery_bin"],
-        pool=_choice(worker, "pool", POOLS), workload=_choice(worker, "workload", WORKLOADS),
-        loglevel=_choice(worker, "loglevel", LOGLEVELS, " (the guide uses info)"),
-        concurrency_given=parse_concurrency(worker["concurrency"], name),
-        single_threaded=bool(worker["single_threaded"]), beat=bool(worker["beat"]),
-        numprocs=parse_numprocs(worker["numprocs"], name),
-        numprocs_start=_int_option(worker, "numprocs_start", 0, name),
-        max_tasks=_int_option(worker, "max_tasks_per_child", 1, name),
-        prefetch_multiplier=_int_option(worker, "prefetch_multiplier", 0, name),
-        time_limit=_int_option(worker, "time_limit", 1, name),
-        soft_time_limit=_int_option(worker, "soft_time_limit", 1, name),
-        stopwaitsecs=_int_option(worker, "stopwaitsecs", 0, name),
-        queues=_queues(worker), extra_argv=check_extra_args(worker["extra_args"], name, bool(worker["beat"])),
-        max_mem=size("max_memory_per_child"), memory_limit=size("memory_limit"),
-        memory_baseline=size("memory_baseline"), warnings=[], explain=[])
+    p = dict(warnings=[], explain=[])
+    for key, spec in WORKER_OPTIONS.items():
+        p[spec.get("resolved_as", key)] = _convert(worker, key, spec, name)
+    p["extra_argv"] = p.pop("extra_args")
     return p
+
+
+#: Options with a grammar of their own (``auto``, comma lists, Celery's command line).
+_CONVERTERS = {
+    "concurrency": lambda worker, name: parse_concurrency(worker["concurrency"], name),
+    "numprocs": lambda worker, name: parse_numprocs(worker["numprocs"], name),
+    "queues": lambda worker, name: _queues(worker),
+    "extra_args": lambda worker, name: check_extra_args(worker["extra_args"], name, bool(worker["beat"])),
+}
+
+
+def _convert(worker, key, spec, name):
+    """One option's value, by what the table says of it."""
+    if key in _CONVERTERS:
+        return _CONVERTERS[key](worker, name)
+    value = worker[key]
+    if "choices" in spec:
+        return _choice(worker, key, spec["choices"], " (the guide uses info)" if key == "loglevel" else "")
+    if spec.get("size"):
+        return None if value is None else parse_size(value, "worker %s: %s" % (name, key))
+    if spec["type"] == "int":
+        return _int_option(worker, key, spec.get("minimum", 0), name)
+    if spec["type"] == "bool":
+        return bool(value)
+    return value
 
 
 def _check_beat(p, raw):

@@ -80,6 +80,7 @@ options:
     elements: dict
     required: true
     suboptions:
+      # BEGIN generated from worker_options.WORKER_OPTIONS by scripts/module-docs.py: edit the table
       name:
         description:
           - Supervisor program name (C([program:<name>])).
@@ -88,157 +89,162 @@ options:
       app:
         description:
           - Celery app passed as C(-A).
-          - "Default: C(myauth), or the O(worker_defaults) value."
+          - 'Default: C(myauth), or the O(worker_defaults) value.'
         type: str
       celery_bin:
         description:
           - Celery executable, normally C(<venv>/bin/celery).
-          - "Default: C(celery), or the O(worker_defaults) value."
+          - 'Default: C(celery), or the O(worker_defaults) value.'
         type: str
       beat:
         description:
-          - The program runs C(celery -A <app> beat) instead of a worker. Pool, concurrency,
-            queues, Celery memory flags, prefetch and time limits must not be set; numprocs must
-            be 1.
-          - "Default: C(false), or the O(worker_defaults) value."
+          - The program runs C(celery -A <app> beat) instead of a worker. Pool, concurrency, queues, Celery memory flags,
+            prefetch and time limits must not be set; numprocs must be 1.
+          - 'Default: C(false), or the O(worker_defaults) value.'
         type: bool
+      loglevel:
+        description:
+          - Celery log level, emitted as C(--loglevel=<level>). The guide uses C(info).
+          - 'Default: C(info), or the O(worker_defaults) value.'
+        type: str
+        choices:
+          - debug
+          - info
+          - warning
+          - error
+          - critical
+          - fatal
+      pool:
+        description:
+          - Celery execution pool. V(auto) applies the rules in the description.
+          - C(gevent) and C(eventlet) need the package of that name in the virtualenv (see RV(packages)).
+          - 'Default: C(auto), or the O(worker_defaults) value.'
+        type: str
+        choices:
+          - auto
+          - prefork
+          - threads
+          - gevent
+          - eventlet
+          - solo
+      concurrency:
+        description:
+          - V(auto) or an integer >= 1.
+          - 'Default: C(auto), or the O(worker_defaults) value.'
+        type: raw
+      node_name:
+        description:
+          - Celery node name, emitted as C(--hostname=<node_name>) and left unescaped for supervisor's expansion. An empty
+            string omits the flag.
+          - 'Default: C(%(program_name)s_%(process_num)02d), or the O(worker_defaults) value.'
+        type: str
       queues:
         description:
           - Queues to consume (C(--queues=a,b)). Omit for Celery's default queue.
         type: list
         elements: str
-      workload:
-        description:
-          - What the tasks mostly do; used when O(workers[].pool=auto). Auth's tasks are mostly
-            I/O (ESI HTTP calls and database updates).
-          - "Default: C(io), or the O(worker_defaults) value."
-        type: str
-        choices: [io, cpu, mixed]
-      pool:
-        description:
-          - Celery execution pool. V(auto) applies the rules in the description.
-          - C(gevent) and C(eventlet) need the package of that name in the virtualenv
-            (see RV(packages)).
-          - "Default: C(auto), or the O(worker_defaults) value."
-        type: str
-        choices: [auto, prefork, threads, gevent, eventlet, solo]
-      concurrency:
-        description:
-          - V(auto) or an integer >= 1.
-          - "Default: C(auto), or the O(worker_defaults) value."
-        type: raw
-      loglevel:
-        description:
-          - Celery log level, emitted as C(--loglevel=<level>). The guide uses C(info).
-          - "Default: C(info), or the O(worker_defaults) value."
-        type: str
-      max_memory_per_child:
-        description:
-          - Size such as C(256MB), C(262144KB) or C(1GB) (supervisor C(byte_size) rules; KB/MB/GB
-            are 1024 multiples, case-insensitive, plain integers are bytes; KiB/MiB/GiB and K/M/G
-            are accepted too).
-          - "C(prefork) pool: emitted as C(--max-memory-per-child=<KiB>) (256MB -> 262144)."
-          - Other pools ignore it; with O(strict=true) that is an error, otherwise a warning and
-            the size becomes the memmon limit (unless O(workers[].memory_limit) is set).
-        type: str
-      max_tasks_per_child:
-        description:
-          - Emitted as C(--max-tasks-per-child=N) for the C(prefork) pool. Other pools ignore it
-            (error with O(strict=true), otherwise a warning and it is dropped).
-        type: int
-      memory_limit:
-        description:
-          - Memmon limit (a size) for every process of this program, returned in
-            RV(memmon_limits). The way to protect C(threads), C(gevent), C(eventlet) and C(solo)
-            workers; with C(prefork) memmon only measures the main process unless run with
-            C(--cumulative); with it (the memmon role default) the limit covers the parent and all
-            children, and a limit below (concurrency + 1) x baseline plus headroom gives a warning.
-        type: str
-      memory_baseline:
-        description:
-          - Measured RSS of an idle worker process (a size). Memory limits below baseline +
-            max(25%, 64 MiB) are refused (see O(baseline_headroom_action)). Also used for the
-            memory estimate.
-        type: str
-      single_threaded:
-        description:
-          - Run one task at a time, as C(worker_services) on queue C(services) must (Discord role
-            sync breaks otherwise). With V(auto) pool this is C(prefork) with concurrency 1.
-            A concurrency or numprocs above 1 is an error.
-          - "Default: C(false), or the O(worker_defaults) value."
-        type: bool
-      numprocs:
-        description:
-          - Supervisor C(numprocs) of the program, V(auto) or an integer >= 1. V(auto) is sized by the
-            model in the description (threads, gevent and eventlet with auto concurrency get up to one
-            process per CPU; other workers 1).
-          - "Default: C(auto), or the O(worker_defaults) value."
-        type: raw
-      numprocs_start:
-        description:
-          - Supervisor C(numprocs_start) of the program.
-          - "Default: C(0), or the O(worker_defaults) value."
-        type: int
-      process_name:
-        description:
-          - Supervisor C(process_name) expression, expanded with C(program_name), C(process_num),
-            C(group_name) and C(numprocs) into the real process names used for memmon.
-          - "Default: C(%(program_name)s_%(process_num)02d), or the O(worker_defaults) value."
-        type: str
-      group_name:
-        description:
-          - Value of the C(group_name) expansion in O(workers[].process_name). Supervisor uses the name of
-            the C([group:x]) section the program belongs to (C(myauth) in Auth), else the program
-            name (the default).
-        type: str
-      node_name:
-        description:
-          - Celery node name, emitted as C(--hostname=<node_name>) and left unescaped for
-            supervisor's expansion. An empty string omits the flag.
-          - "Default: C(%(program_name)s_%(process_num)02d), or the O(worker_defaults) value."
-        type: str
       prefetch_multiplier:
         description:
           - Emitted as C(--prefetch-multiplier=N). C(0) means unlimited (warning).
         type: int
       time_limit:
         description:
-          - Hard task time limit in seconds (C(--time-limit=N)). Enforced by C(prefork), C(gevent) and
-            C(eventlet) only; with C(threads) or C(solo) a warning, or an error with O(strict=true).
+          - Hard task time limit in seconds (C(--time-limit=N)). Enforced by C(prefork), C(gevent) and C(eventlet) only;
+            with C(threads) or C(solo) a warning, or an error with O(strict=true).
         type: int
       soft_time_limit:
         description:
-          - Soft task time limit in seconds (C(--soft-time-limit=N)); must be lower than
-            O(workers[].time_limit). Enforced by C(prefork) only; with other pools a warning, or an
-            error with O(strict=true).
+          - Soft task time limit in seconds (C(--soft-time-limit=N)); must be lower than O(workers[].time_limit). Enforced
+            by C(prefork) only; with other pools a warning, or an error with O(strict=true).
         type: int
+      max_memory_per_child:
+        description:
+          - Size such as C(256MB), C(262144KB) or C(1GB) (supervisor C(byte_size) rules; KB/MB/GB are 1024 multiples,
+            case-insensitive, plain integers are bytes; KiB/MiB/GiB and K/M/G are accepted too).
+          - 'C(prefork) pool: emitted as C(--max-memory-per-child=<KiB>) (256MB -> 262144).'
+          - Other pools ignore it; with O(strict=true) that is an error, otherwise a warning and the size becomes the
+            memmon limit (unless O(workers[].memory_limit) is set).
+        type: str
+      max_tasks_per_child:
+        description:
+          - Emitted as C(--max-tasks-per-child=N) for the C(prefork) pool. Other pools ignore it (error with O(strict=true),
+            otherwise a warning and it is dropped).
+        type: int
+      workload:
+        description:
+          - What the tasks mostly do; used when O(workers[].pool=auto). Auth's tasks are mostly I/O (ESI HTTP calls and
+            database updates).
+          - 'Default: C(io), or the O(worker_defaults) value.'
+        type: str
+        choices:
+          - io
+          - cpu
+          - mixed
+      memory_limit:
+        description:
+          - Memmon limit (a size) for every process of this program, returned in RV(memmon_limits). The way to protect
+            C(threads), C(gevent), C(eventlet) and C(solo) workers; with C(prefork) memmon only measures the main process
+            unless run with C(--cumulative); with it (the memmon role default) the limit covers the parent and all children,
+            and a limit below (concurrency + 1) x baseline plus headroom gives a warning.
+        type: str
+      memory_baseline:
+        description:
+          - Measured RSS of an idle worker process (a size). Memory limits below baseline + max(25%, 64 MiB) are refused
+            (see O(baseline_headroom_action)). Also used for the memory estimate.
+        type: str
+      single_threaded:
+        description:
+          - Run one task at a time, as C(worker_services) on queue C(services) must (Discord role sync breaks otherwise).
+            With V(auto) pool this is C(prefork) with concurrency 1. A concurrency or numprocs above 1 is an error.
+          - 'Default: C(false), or the O(worker_defaults) value.'
+        type: bool
+      numprocs:
+        description:
+          - Supervisor C(numprocs) of the program, V(auto) or an integer >= 1. V(auto) is sized by the model in the description
+            (threads, gevent and eventlet with auto concurrency get up to one process per CPU; other workers 1).
+          - 'Default: C(auto), or the O(worker_defaults) value.'
+        type: raw
+      numprocs_start:
+        description:
+          - Supervisor C(numprocs_start) of the program.
+          - 'Default: C(0), or the O(worker_defaults) value.'
+        type: int
+      process_name:
+        description:
+          - Supervisor C(process_name) expression, expanded with C(program_name), C(process_num), C(group_name) and C(numprocs)
+            into the real process names used for memmon.
+          - 'Default: C(%(program_name)s_%(process_num)02d), or the O(worker_defaults) value.'
+        type: str
+      group_name:
+        description:
+          - Value of the C(group_name) expansion in O(workers[].process_name). Supervisor uses the name of the C([group:x])
+            section the program belongs to (C(myauth) in Auth), else the program name (the default).
+        type: str
       stopwaitsecs:
         description:
-          - Supervisor C(stopwaitsecs) of the program (Auth uses 600), checked against
-            O(workers[].time_limit).
-          - "Default: C(600), or the O(worker_defaults) value."
+          - Supervisor C(stopwaitsecs) of the program (Auth uses 600), checked against O(workers[].time_limit).
+          - 'Default: C(600), or the O(worker_defaults) value.'
         type: int
       extra_args:
         description:
-          - Further Celery worker arguments appended to the argv. Each item is split like a shell
-            would (C(--without-mingle --without-gossip) gives two arguments).
+          - Further Celery worker arguments appended to the argv. Each item is split like a shell would (C(--without-mingle
+            --without-gossip) gives two arguments).
           - C(-B)/C(--beat) (a second beat) and C(-D)/C(--detach) (a process supervisor loses) are refused.
-          - Flags the module manages are refused in both C(--x=v) and C(--x v) forms -
-            C(-A)/C(--app), C(-P)/C(--pool), C(-c)/C(--concurrency), C(--autoscale),
-            C(-Q)/C(--queues), C(-l)/C(--loglevel), C(-n)/C(--hostname),
-            C(--max-memory-per-child), C(--max-tasks-per-child), C(--prefetch-multiplier),
-            C(--time-limit), C(--soft-time-limit). Use O(workers[].concurrency) instead of
-            C(--autoscale), which Auth's supervisor programs do not need (a fixed pool, sized by the
-            model, keeps the DB connection budget predictable).
-          - "Example: C([\"--without-mingle --without-gossip\"])."
+          - Flags the module manages are refused in both C(--x=v) and C(--x v) forms - C(-A)/C(--app), C(-P)/C(--pool),
+            C(-c)/C(--concurrency), C(--autoscale), C(-Q)/C(--queues), C(-l)/C(--loglevel), C(-n)/C(--hostname), C(--max-memory-per-child),
+            C(--max-tasks-per-child), C(--prefetch-multiplier), C(--time-limit), C(--soft-time-limit). Use O(workers[].concurrency)
+            instead of C(--autoscale), which Auth's supervisor programs do not need (a fixed pool, sized by the model,
+            keeps the DB connection budget predictable).
+          - 'Example: C(["--without-mingle --without-gossip"]).'
         type: list
         elements: str
       supervisor:
         description:
-          - Further C([program:x]) options of this program (for example C(startsecs) or
-            C(priority)), over O(program_defaults). Options written from the plan (command,
-            directory, user, numprocs, process_name, stopwaitsecs, logs, environment) are refused.
+          - Further C([program:x]) options of this program (for example C(startsecs) or C(priority)), over O(program_defaults).
+            Options written from the plan (command, directory, user, numprocs, process_name, stopwaitsecs, logs, environment)
+            are refused.
         type: dict
+      # END generated
   worker_defaults:
     description:
       - Worker options applied to every worker that does not set them (not to beat).
@@ -280,8 +286,10 @@ options:
     description:
       - C([program:x]) options of every planned program (for example C(autostart), C(startsecs),
         C(killasgroup)). A worker's O(workers[].supervisor) wins.
+      - The default is what Auth's own programs run with (restarted when they exit, a 10 s start, the
+        process group killed on a hard stop, priority 998).
     type: dict
-    default: {}
+    default: {autostart: true, autorestart: true, startsecs: 10, killasgroup: true, stopasgroup: false, priority: 998}
   carry_over:
     description:
       - Programs of an adopted file that the plan does not tune (Auth's gunicorn first), as
@@ -379,7 +387,7 @@ options:
       - What to do when a memory limit is below O(workers[].memory_baseline) plus headroom.
     type: str
     choices: [error, warn]
-    default: error
+    default: warn
   strict:
     description:
       - Fail when memory flags or time limits are set on a pool that ignores them, instead of warning
@@ -719,7 +727,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts, root_only_dir_problems
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import unit_name
 from ansible_collections.authops.celery_tuning.plugins.module_utils.procfs import supervisord_environ_names
-from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import plan_group
+from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import AUTH_PROGRAM_DEFAULTS, plan_group
 from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_problems
 
 
@@ -733,7 +741,7 @@ def argument_spec():
         project_dir=dict(type="path", default="/home/allianceserver/myauth"),
         user=dict(type="str", default="allianceserver"),
         log_dir=dict(type="path", default="/var/log/supervisor/myauth"),
-        program_defaults=dict(type="dict", default={}),
+        program_defaults=dict(type="dict", default=dict(AUTH_PROGRAM_DEFAULTS)),
         carry_over=dict(type="list", elements="dict", default=[]),
         allow_root=dict(type="bool", default=False),
         measured_rss=dict(type="dict", default={}),
@@ -748,7 +756,7 @@ def argument_spec():
         memory_budget_percent=dict(type="int", default=DEFAULT_MEMORY_BUDGET_PERCENT),
         db_connection_budget=dict(type="int", default=DEFAULT_DB_CONNECTION_BUDGET),
         allow_small_memory_limit=dict(type="bool", default=False),
-        baseline_headroom_action=dict(type="str", choices=list(HEADROOM_ACTIONS), default="error"),
+        baseline_headroom_action=dict(type="str", choices=list(HEADROOM_ACTIONS), default="warn"),
         strict=dict(type="bool", default=False),
         profile=dict(type="dict"),
         db_driver=dict(type="str", choices=list(DB_DRIVERS)),
