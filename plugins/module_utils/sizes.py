@@ -11,6 +11,11 @@ __metaclass__ = type
 
 import re
 
+try:  # supervisor's own reader of sizes, where supervisor is installed (the target; not every controller)
+    from supervisor.datatypes import byte_size as supervisor_byte_size
+except ImportError:
+    supervisor_byte_size = None
+
 from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import (
     WorkerFlagsError,
 )
@@ -20,6 +25,9 @@ KIB = 1024
 MIB = 1024 * 1024
 GIB = 1024 * 1024 * 1024
 
+#: The sizes supervisor's byte_size reads itself: a whole number, with KB, MB or GB (any case).
+_SUPERVISOR_SIZE_RE = re.compile(r"^\s*\d+\s*(kb|mb|gb)?\s*$", re.IGNORECASE)
+#: The documented extras as well: B, K/M/G, KiB/MiB/GiB and decimals (read here when supervisor is absent).
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "": 1,
@@ -31,10 +39,11 @@ _SIZE_UNITS = {
 
 
 def parse_size(value, what="size"):
-    """Parse a size like supervisor's ``byte_size`` into bytes.
+    """Parse a size into bytes: supervisor's ``byte_size`` reads it when supervisor is installed, and the
+    documented extras are read here.
 
-    ``KB``/``MB``/``GB`` are 1024 multiples and case-insensitive, plain integers are bytes.
-    ``KiB``/``MiB``/``GiB``, ``K``/``M``/``G`` and ``B`` are accepted too, as are decimals
+    ``KB``/``MB``/``GB`` are 1024 multiples and case-insensitive, plain integers are bytes (supervisor's
+    rules). ``KiB``/``MiB``/``GiB``, ``K``/``M``/``G`` and ``B`` are accepted too, as are decimals
     (``1.5GB``); the result is rounded down to whole bytes.
     """
     if isinstance(value, bool) or value is None:
@@ -44,6 +53,8 @@ def parse_size(value, what="size"):
         if value < 0:
             raise WorkerFlagsError("%s: %r must not be negative" % (what, value))
         return value
+    if supervisor_byte_size is not None and _SUPERVISOR_SIZE_RE.match(str(value)):
+        return supervisor_byte_size(re.sub(r"\s+", "", str(value)))
     match = _SIZE_RE.match(str(value))
     if not match or match.group(2).lower() not in _SIZE_UNITS:
         raise WorkerFlagsError(

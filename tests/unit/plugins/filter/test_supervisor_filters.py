@@ -67,3 +67,20 @@ def test_in_place_filter_is_the_module_utils_rule():
     assert filters["in_place"](state, "0640", checksum="abc") is True
     assert filters["in_place"](state, "0640", checksum="abd") is False
     assert filters["in_place"](None, "0640") is False
+
+
+SIZES = ["0", "1", "256MB", "256mb", "262144KB", "1GB", " 2 gb ", "512Mb", "7", "1024kb"]
+
+
+@pytest.mark.parametrize("text", SIZES)
+def test_sizes_are_read_by_supervisor_where_it_is_installed(text, monkeypatch):
+    """supervisor's byte_size reads its own sizes; the fallback grammar (a controller without supervisor)
+    reads them the same."""
+    from supervisor.datatypes import byte_size
+
+    from ansible_collections.authops.celery_tuning.plugins.module_utils import sizes
+
+    assert sizes.supervisor_byte_size is byte_size
+    assert parse_size(text) == byte_size(text.replace(" ", ""))
+    monkeypatch.setattr(sizes, "supervisor_byte_size", None)
+    assert parse_size(text) == byte_size(text.replace(" ", ""))
