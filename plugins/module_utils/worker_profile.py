@@ -124,8 +124,17 @@ def _pid_namespace(pid, proc):
         return None
 
 
-def find_workers(app, proc="/proc", project_dir=None):
+def group_pids(process_infos, group):
+    """The pids of the group's running processes, from supervisor's ``getAllProcessInfo``."""
+    return sorted(int(info["pid"]) for info in process_infos or []
+                  if info.get("group") == group and info.get("pid") and info.get("statename") == "RUNNING")
+
+
+def find_workers(app, proc="/proc", project_dir=None, pids=None):
     """The main processes of the app's Celery workers (not prefork children), sorted by pid.
+
+    ``pids``: the processes supervisor runs for the group (``getAllProcessInfo``); only those and their
+    children are looked at. Without it every process of /proc is (a worker started by hand, say).
 
     Each is ``dict(pid, uid, argv, python, cwd)``; ``python`` and ``cwd`` are None when they cannot be read
     (they need ptrace access: root without CAP_SYS_PTRACE, in a container, cannot read them for another
@@ -134,8 +143,9 @@ def find_workers(app, proc="/proc", project_dir=None):
     """
     own_namespace = _pid_namespace("self", proc)
     matches = {}
-    for entry in os.listdir(proc):
-        if not entry.isdigit():
+    entries = os.listdir(proc) if pids is None else [str(int(pid)) for pid in pids if pid]
+    for entry in entries:
+        if not entry.isdigit() or not os.path.isdir(os.path.join(proc, entry)):
             continue
         argv = read_cmdline(entry, proc)
         if argv and worker_app(argv) == app:
@@ -247,17 +257,23 @@ def stats():
 
 
 def backlog(queues):
+    """Tasks waiting in each queue: kombu's passive queue_declare (read-only; Redis: LLEN). A queue that is
+    not declared (on Redis an empty queue has no key) holds none."""
     sizes = {}
     with app.connection_for_read() as conn:
-        channel = conn.default_channel
         for queue in queues:
+            channel = conn.channel()
             try:
-                if hasattr(channel, "_size"):  # kombu's virtual transports (Redis): LLEN, read-only
-                    sizes[queue] = int(channel._size(queue))
-                else:
-                    sizes[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
-            except Exception as exc:  # a queue nobody declared yet
+                sizes[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except conn.channel_errors:
+                sizes[queue] = 0
+            except Exception as exc:  # the broker did not answer: no figure
                 sizes[queue] = None
+            finally:
+                try:
+                    channel.close()
+                except Exception:
+                    pass
     return sizes
 
 

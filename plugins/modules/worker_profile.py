@@ -22,8 +22,10 @@ description:
     concurrency and numprocs with the reasoning.
   - "Read-only towards the workers and the broker: Celery's remote control C(inspect stats) (task
     totals, at the start and the end of the window), C(inspect active) (every O(interval)) and
-    C(inspect active_queues) (once); queue lengths from the broker (C(LLEN) on Redis, a passive
-    declare elsewhere). No events are needed, so it works on a stock Auth."
+    C(inspect active_queues) (once); queue lengths from the broker (kombu's passive queue declare:
+    C(LLEN) on Redis). No events are needed, so it works on a stock Auth."
+  - The workers are the processes supervisord runs for O(group) (C(getAllProcessInfo)); only when
+    supervisord cannot be reached are they looked for among all processes (C(/proc)), with a warning.
   - The measurement runs with the workers' own Python (the virtualenv of their C(celery)), as the
     user they run as, in their working directory, and takes their environment (supervisor's
     C(environment=) included) from C(/proc) as that user, so it reaches the same broker with the same
@@ -42,12 +44,18 @@ author:
   - authops maintainers (@authops)
 extends_documentation_fragment:
   - authops.celery_tuning.attributes.INFO_MODULE
+  - authops.celery_tuning.connection
 options:
   app:
     description:
       - The Celery app of the workers (their C(-A)).
     type: str
     default: myauth
+  group:
+    description:
+      - The supervisor group whose processes are measured. Default O(app) (Auth's group is named after
+        its project).
+    type: str
   window:
     description:
       - Seconds to sample, at least 5. The module returns after about this long plus the start of
@@ -297,10 +305,17 @@ import pwd
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+    HAS_SUPERVISOR,
+    SupervisorError,
+    connect_from_module_params,
+    connection_argument_spec,
+)
 from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_profile import (
     PROBE,
     ProfileError,
     find_workers,
+    group_pids,
     probe_args,
     probe_uid,
     summarize,
@@ -308,8 +323,10 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_profi
 
 
 def argument_spec():
-    return dict(
+    spec = connection_argument_spec()
+    spec.update(
         app=dict(type="str", default="myauth"),
+        group=dict(type="str"),
         window=dict(type="int", default=30),
         interval=dict(type="float", default=2.0),
         timeout=dict(type="float", default=1.0),
@@ -320,6 +337,7 @@ def argument_spec():
         project_dir=dict(type="path"),
         missing_ok=dict(type="bool", default=False),
     )
+    return spec
 
 
 def _as_user(module, uid, python, cwd):
@@ -350,7 +368,14 @@ def main():
         probe_args(params["app"], params["window"], params["interval"], params["timeout"])
     except ProfileError as exc:
         module.fail_json(msg=str(exc))
-    workers = find_workers(params["app"], project_dir=params["project_dir"])
+    pids = None
+    try:
+        if not HAS_SUPERVISOR:
+            raise SupervisorError("the supervisor Python package is not importable")
+        pids = group_pids(connect_from_module_params(params).get_all_process_info(), params["group"] or params["app"])
+    except SupervisorError as exc:
+        module.warn("supervisord not reached (%s): looking for the workers among all processes" % exc)
+    workers = find_workers(params["app"], project_dir=params["project_dir"], pids=pids)
     if not workers:
         if params["missing_ok"]:
             module.exit_json(changed=False, workers=[], processes=[], queues=[], db_driver="unknown",

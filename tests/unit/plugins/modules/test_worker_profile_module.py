@@ -37,7 +37,24 @@ def fake_target(monkeypatch):
 
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/usr/sbin/" + name)
-    monkeypatch.setattr(worker_profile, "find_workers", lambda app, project_dir=None: list(state["workers"]))
+    state["infos"] = [dict(group="myauth", name="worker_00", pid=200, statename="RUNNING"),
+                      dict(group="myauth", name="gunicorn", pid=150, statename="RUNNING"),
+                      dict(group="myauth", name="worker_01", pid=0, statename="STOPPED"),
+                      dict(group="other", name="worker_00", pid=300, statename="RUNNING")]
+
+    def find_workers(app, project_dir=None, pids=None):
+        state["pids"] = pids
+        return list(state["workers"])
+
+    class Client(object):
+        def get_all_process_info(self):
+            if state["infos"] is None:
+                raise worker_profile.SupervisorError("Connection refused")
+            return state["infos"]
+
+    monkeypatch.setattr(worker_profile, "find_workers", find_workers)
+    monkeypatch.setattr(worker_profile, "HAS_SUPERVISOR", True)
+    monkeypatch.setattr(worker_profile, "connect_from_module_params", lambda params: Client())
     monkeypatch.setattr(worker_profile, "host_facts", lambda: {"cpu_count": 2})
     monkeypatch.setattr(worker_profile.os, "access", lambda path, mode: True)
     monkeypatch.setattr(worker_profile.os, "geteuid", lambda: 0)
@@ -86,3 +103,19 @@ def test_bad_window_refused_before_anything_runs(fake_target):
     kind, result = run({"window": 2})
     assert kind is AnsibleFailJson and "window" in result["msg"]
     assert fake_target["calls"] == []
+
+
+def test_the_workers_are_the_groups_processes(fake_target):
+    kind, result = run({"window": 10})
+    assert kind is AnsibleExitJson, result
+    assert fake_target["pids"] == [150, 200]  # the group's running processes only, from getAllProcessInfo
+
+
+def test_without_supervisord_the_workers_are_looked_for_in_proc(fake_target, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+    fake_target["infos"] = None
+    kind, result = run({"window": 10})
+    assert kind is AnsibleExitJson, result
+    assert fake_target["pids"] is None
+    assert any("supervisord not reached" in w for w in warnings)
