@@ -27,7 +27,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
     check_name,
     check_service_name,
 )
-from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import unit_name
+from ansible_collections.authops.celery_tuning.plugins.module_utils.systemd_units import unit_name
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     FAULT_ALREADY_STARTED,
     FAULT_NO_FILE,

@@ -218,10 +218,10 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_r
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_tree_problems
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect
-from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import (
-    packages_missing,
-    path_states,
-    service_state,
+from ansible_collections.authops.celery_tuning.plugins.module_utils.host_packages import packages_missing
+from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import path_states
+from ansible_collections.authops.celery_tuning.plugins.module_utils.systemd_units import service_state
+from ansible_collections.authops.celery_tuning.plugins.module_utils.venv_state import (
     venv_requirements_missing,
 )
 

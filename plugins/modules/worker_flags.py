@@ -725,7 +725,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.sizing impor
 from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_options import worker_argument_spec
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts, root_only_dir_problems
-from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import unit_name
+from ansible_collections.authops.celery_tuning.plugins.module_utils.systemd_units import unit_name
 from ansible_collections.authops.celery_tuning.plugins.module_utils.procfs import supervisord_environ_names
 from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import AUTH_PROGRAM_DEFAULTS, plan_group
 from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_problems

@@ -10,11 +10,10 @@ import os
 
 import pytest
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import (
-    deb_packages_missing,
-    is_in_place,
-    path_state,
-    service_state,
+from ansible_collections.authops.celery_tuning.plugins.module_utils.host_packages import deb_packages_missing
+from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import is_in_place, path_state
+from ansible_collections.authops.celery_tuning.plugins.module_utils.systemd_units import service_state
+from ansible_collections.authops.celery_tuning.plugins.module_utils.venv_state import (
     venv_requirements_missing,
 )
 

@@ -9,7 +9,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils import supervisor_layout as layout
-from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.host_packages import (
     packages_missing,
     rpm_packages_missing,
 )
