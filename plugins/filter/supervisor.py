@@ -15,7 +15,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.memory_limits import check_limit_floor
 from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import WorkerFlagsError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.sizes import format_size, parse_size
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_format import build_command
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_format import build_command, env_line
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import (
     GateError,
     check_arg,
@@ -59,8 +59,7 @@ def supervisor_env_line(environment, option="celery_workers_environment", root=F
     problems = supervisor_env_problems(environment, option, root)
     if problems:
         raise AnsibleFilterError("; ".join(problems))
-    return ",".join('%s="%s"' % (name, env_value(name, environment[name]).replace("%", "%%"))
-                    for name in sorted(environment))
+    return env_line((name, env_value(name, environment[name])) for name in sorted(environment))
 
 
 def memmon_size(value, what="memmon limit", allow_small=True):

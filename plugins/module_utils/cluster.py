@@ -26,6 +26,7 @@ import re
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import GateError, check_name
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_format import EXPANSION_RE
+from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_options import DEFAULT_NAME
 
 HOST_ROLES = ("web", "worker")
 #: Celery's default queue: a worker without --queues consumes it.
@@ -124,7 +125,7 @@ def worker_nodes(member):
             continue
         processes = worker.get("process_names") or [worker["name"]]
         start = int(worker.get("numprocs_start") or 0)
-        template = worker.get("node_name") or "%(program_name)s_%(process_num)02d"
+        template = worker.get("node_name") or DEFAULT_NAME
         for index, process in enumerate(processes):
             nodes.append(dict(
                 node=expand_node_name(template, worker["name"], start + index, member["nodename"],

@@ -14,6 +14,7 @@ __metaclass__ = type
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import WorkerFlagsError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_plan import plan_workers
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_format import env_line
 from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_spec import expand_process_names
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_conf import (
     AdoptionError,
@@ -322,7 +323,7 @@ def _check_env_references(programs, known, source):
 
 
 def plan_group(workers, layout, worker_defaults=None, program_defaults=None, carry_over=None,
-               environment=None, allow_root=False, supervisord_environment=None, adopted_memmon=None,
+               allow_root=False, supervisord_environment=None, adopted_memmon=None,
                reserved_names=RESERVED_NAMES, daemon_environment=None, environment_names=None,
                path_problems=None, **plan_kwargs):
     """The whole Auth group: the workers' plan plus finished [program:x] and [group:x] sections.
@@ -331,7 +332,9 @@ def plan_group(workers, layout, worker_defaults=None, program_defaults=None, car
     ``app`` and ``celery_bin``. Every value is checked before anything is returned.
     ``reserved_names``: process groups of other files (memmon's listener). ``daemon_environment``: the
     names in supervisord's own environment (``procfs.supervisord_environ_names``), or None not to check
-    ``%(ENV_X)s``; ``environment_names``: the names of the planned programs' environment=.
+    ``%(ENV_X)s``; ``environment_names``: the names of the planned programs' environment= (the role's
+    ``celery_workers_environment``, checked and written on the controller: its values may be secrets, which
+    never reach a module); each planned worker says whether it gets that line (``environment``).
     ``path_problems``: a root-safe check for PATH in ``supervisord_environment`` (on the host).
     """
     layout = dict(layout)
@@ -339,8 +342,6 @@ def plan_group(workers, layout, worker_defaults=None, program_defaults=None, car
     layout["log_dir"] = check_path("log_dir", layout["log_dir"])
     layout["user"] = check_user("the programs", layout.get("user"), allow_root)
     check_name("group_name", layout["group_name"])
-    for key, value in sorted((environment or {}).items()):
-        check_env("environment", key, value, loaders=not allow_root)
     program_options("program_defaults", program_defaults or {})
     common = dict((k, layout[k]) for k in ("app", "celery_bin", "group_name") if layout.get(k) is not None)
     items = _worker_items(workers, worker_defaults, common)
@@ -350,13 +351,14 @@ def plan_group(workers, layout, worker_defaults=None, program_defaults=None, car
     own = dict((item["name"], item.get("supervisor") or {}) for item in items)
     programs = [worker_program(w, layout, program_defaults or {}, own[w["name"]]) for w in result["workers"]]
     for program in programs:
-        program["environment_names"] = list(environment_names or ()) + list(environment or ())
+        program["environment_names"] = list(environment_names or ())
+        program["environment"] = bool(environment_names)
     planned = set(p["name"] for p in programs)
     for program in carry_over or []:
         if program.get("name") in planned:
             raise GateError("[program:%s] is both a planned worker and a program to carry over; "
                             "keep it in one place" % program.get("name"))
-        programs.append(carried_program(program, layout, allow_root))
+        programs.append(dict(carried_program(program, layout, allow_root), environment=False))
     _check_names(layout, programs, reserved_names)
     group = group_section(layout["group_name"], programs)
     sections = expected_sections(programs, group)
@@ -376,5 +378,6 @@ def plan_group(workers, layout, worker_defaults=None, program_defaults=None, car
     _explain_adopted_limits(result["workers"], adopted, explain)
     result["warnings"] += ["adopted memmon %s names no process the group runs; dropped" % item for item in unmatched]
     result.update(programs=programs, group=group, sections=sections, supervisord_environment=supervisord_env,
+                  supervisord_environment_line=env_line(supervisord_env),
                   adopted_memmon=dict(limits=adopted, explain=explain, dropped=unmatched))
     return result

@@ -36,3 +36,9 @@ def supervisor_escape(arg):
 def build_command(argv):
     """Supervisor-ready ``command=`` value: %-escaped, then shell-quoted (supervisor shlex-splits)."""
     return " ".join(shlex.quote(supervisor_escape(a)) for a in argv)
+
+
+def env_line(pairs):
+    """supervisor's ``environment=`` value from checked ``(name, text)`` pairs: ``NAME="value",...`` with ``%``
+    escaped (the gate's ``check_env`` has refused what the line cannot carry)."""
+    return ",".join('%s="%s"' % (name, value.replace("%", "%%")) for name, value in pairs)

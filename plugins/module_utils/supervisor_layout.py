@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 #: The collection's own configuration checker (the same place on every family).
 CHECKER = "/usr/local/libexec/authops-celery-tuning/supervisor_check_config.py"
 
@@ -136,6 +138,16 @@ def resolve(facts, overrides=None):
     layout["include_glob"] = "%s/*.%s" % (str(layout["include_dir"]).rstrip("/"), layout["include_ext"])
     layout["check_command"] = "%s %s" % (layout["python"], layout["checker"])
     return layout
+
+
+def installed(exists=None):
+    """On the target, without facts: the layout of the family whose supervisord config exists here (Debian's
+    when none does, as supervisorctl would look for it)."""
+    exists = exists or os.path.exists
+    for family in sorted(LAYOUTS):
+        if exists(LAYOUTS[family]["config"]):
+            return resolve({"os_family": family})
+    return resolve({"os_family": "Debian"})
 
 
 def install_steps(layout, missing):

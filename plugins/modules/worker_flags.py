@@ -250,6 +250,39 @@ options:
       - Worker options applied to every worker that does not set them (not to beat).
     type: dict
     default: {}
+  beat:
+    description:
+      - Add Auth's beat program (C(celery -A <app> beat)) before the workers, unless one of O(workers) is a beat
+        already or this is a worker host (O(host_role=worker)).
+    type: bool
+    default: true
+  host_role:
+    description:
+      - The host's part in a cluster. V(web) runs the website, beat and the workers; V(worker) runs workers only,
+        and none of O(web_only_programs) is planned or carried over.
+    type: str
+    choices: [web, worker]
+    default: web
+  web_only_programs:
+    description:
+      - "What a worker host neither plans nor carries over (beat: one per cluster; the services worker: one task at a
+        time in the whole cluster; the website)."
+    type: list
+    elements: str
+    default: [beat, worker_services, gunicorn]
+  cluster:
+    description:
+      - "The host shares its broker with other hosts: the default node name ends in C(@%h) (the host's name), so
+        node names stay unique across the hosts. A node name in O(worker_defaults) or a worker wins."
+    type: bool
+    default: false
+  processes:
+    description:
+      - The processes supervisord runs, as M(authops.celery_tuning.supervisor_info) returns them; those of
+        O(group_name) give O(measured_rss).
+    type: list
+    elements: dict
+    default: []
   app:
     description:
       - Celery app (C(-A)) of every worker that does not set O(workers[].app).
@@ -280,8 +313,9 @@ options:
         directory only root can write, or a user could point a log file at a file of root's.
       - The module fails when it, or its parent, exists and is not a directory owned by root that
         only root can write.
+      - Default C(<supervisor log dir>/<group_name>), supervisor's log directory as its OS family's package
+        lays it out (C(/var/log/supervisor/myauth)).
     type: path
-    default: /var/log/supervisor/myauth
   program_defaults:
     description:
       - C([program:x]) options of every planned program (for example C(autostart), C(startsecs),
@@ -305,8 +339,7 @@ options:
     default: false
   measured_rss:
     description:
-      - RSS in bytes of the running processes, by real process name (as
-        M(authops.celery_tuning.supervisor_info) reports them). A worker with a memory limit and no
+      - RSS in bytes of the running processes, by real process name, over those of O(processes). A worker with a memory limit and no
         O(workers[].memory_baseline) takes its largest process, rounded up to 32 MiB, as baseline.
     type: dict
     default: {}
@@ -345,17 +378,19 @@ options:
       - supervisord's main configuration file. Every C(%(ENV_X\)s) must name a variable of the running
         supervisord's environment (read from C(/proc/<pid>/environ), preferring the daemon started with this file)
         or of C([supervisord] environment=); without a running supervisord only the latter count.
+      - Default the config of the OS family whose config exists on the target (C(/etc/supervisor/supervisord.conf)
+        on Debian and Ubuntu, C(/etc/supervisord.conf) on the RHEL family).
     type: path
-    default: /etc/supervisor/supervisord.conf
   service_unit:
     description:
       - The systemd unit that runs supervisord. CPU and memory limits are read from its cgroup (C(cpu.max),
         C(memory.max), walking up the tree), where the workers run, not from the module's own (an SSH
         session's). Without systemd, or with an empty value, the module's own cgroup and the host are used.
         RV(host) says which source each figure came from.
-      - A name without a suffix is a service (C(supervisord) is C(supervisord.service)).
+      - A name without a suffix is a service (C(supervisord) is C(supervisord.service)). Default the unit of
+        the OS family whose supervisord config exists on the target (C(supervisor.service), C(supervisord.service)
+        on the RHEL family).
     type: str
-    default: supervisor.service
   cpu_count:
     description:
       - CPUs available to the workers. Default read from the target (affinity, cgroup quota).
@@ -611,11 +646,13 @@ programs:
   description:
     - The finished C([program:x]) sections, planned workers first, then the carried-over programs.
       Each has C(name), C(kind) (C(worker) or C(carried)) and C(options), a list of C([key, value]) pairs in
-      the order they are written. Every value passed the gate.
+      the order they are written, and C(environment), whether the program gets the role's C(environment=) line
+      (O(environment_names); the values stay on the controller). Every value passed the gate.
   returned: success
   type: list
   elements: dict
-  sample: [{"name": "worker", "kind": "worker", "options": [["command", "celery -A myauth worker"], ["numprocs", "1"]]}]
+  sample: [{"name": "worker", "kind": "worker", "environment": false,
+            "options": [["command", "celery -A myauth worker"], ["numprocs", "1"]]}]
 group:
   description: The C([group:x]) section, with C(name), C(programs) and C(priority).
   returned: success
@@ -627,6 +664,17 @@ supervisord_environment:
   type: list
   elements: list
   sample: [["AA_USER", "allianceserver"]]
+supervisord_environment_line:
+  description: RV(supervisord_environment) as supervisor's C(environment=) value (C(%) escaped); empty without one.
+  returned: success
+  type: str
+  sample: AA_USER="allianceserver",AA_PROJECT="myauth"
+left_out:
+  description: Why a program of O(workers), O(carry_over) or Auth's beat is not planned on this host (a worker host).
+  returned: success
+  type: list
+  elements: str
+  sample: ["gunicorn: not run on a worker host (web_only_programs)"]
 adopted_memmon:
   description: The adopted memmon limits by process name (C(limits)), how each was translated (C(explain)) and
     what named no process (C(dropped)).
@@ -727,20 +775,33 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts, root_only_dir_problems
 from ansible_collections.authops.celery_tuning.plugins.module_utils.systemd_units import unit_name
 from ansible_collections.authops.celery_tuning.plugins.module_utils.procfs import supervisord_environ_names
+from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_inputs import (
+    HOST_ROLES,
+    WEB_ONLY_PROGRAMS,
+    cluster_defaults,
+    host_programs,
+    measured_rss,
+)
 from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import AUTH_PROGRAM_DEFAULTS, plan_group
 from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_problems
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_layout import installed
 
 
 def argument_spec():
     return dict(
         workers=dict(type="list", elements="dict", required=True, options=worker_argument_spec()),
         worker_defaults=dict(type="dict", default={}),
+        beat=dict(type="bool", default=True),
+        host_role=dict(type="str", choices=list(HOST_ROLES), default="web"),
+        web_only_programs=dict(type="list", elements="str", default=list(WEB_ONLY_PROGRAMS)),
+        cluster=dict(type="bool", default=False),
+        processes=dict(type="list", elements="dict", default=[]),
         app=dict(type="str"),
         celery_bin=dict(type="str"),
         group_name=dict(type="str", default="myauth"),
         project_dir=dict(type="path", default="/home/allianceserver/myauth"),
         user=dict(type="str", default="allianceserver"),
-        log_dir=dict(type="path", default="/var/log/supervisor/myauth"),
+        log_dir=dict(type="path"),
         program_defaults=dict(type="dict", default=dict(AUTH_PROGRAM_DEFAULTS)),
         carry_over=dict(type="list", elements="dict", default=[]),
         allow_root=dict(type="bool", default=False),
@@ -749,10 +810,10 @@ def argument_spec():
         adopted_memmon=dict(type="dict"),
         cpu_count=dict(type="int"),
         memory_total=dict(type="str"),
-        service_unit=dict(type="str", default="supervisor.service"),
+        service_unit=dict(type="str"),
         reserved_names=dict(type="list", elements="str", default=["memmon"]),
         environment_names=dict(type="list", elements="str", default=[]),
-        supervisor_config=dict(type="path", default="/etc/supervisor/supervisord.conf"),
+        supervisor_config=dict(type="path"),
         memory_budget_percent=dict(type="int", default=DEFAULT_MEMORY_BUDGET_PERCENT),
         db_connection_budget=dict(type="int", default=DEFAULT_DB_CONNECTION_BUDGET),
         allow_small_memory_limit=dict(type="bool", default=False),
@@ -769,7 +830,8 @@ def _host(module):
     cpu = (params["cpu_count"], "parameter")
     memory = (params["memory_total"], "parameter")
     if cpu[0] is None or memory[0] is None:
-        unit, control_group = unit_name(params["service_unit"]) if params["service_unit"] else None, None
+        service = installed()["service_name"] if params["service_unit"] is None else params["service_unit"]
+        unit, control_group = unit_name(service) if service else None, None
         systemctl = module.get_bin_path("systemctl") if unit else None
         if systemctl:
             rc, out, dummy = module.run_command([systemctl, "show", "--property=ControlGroup", "--value", unit])
@@ -788,19 +850,25 @@ def _host(module):
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    log_dir_problems = root_only_dir_problems(params["log_dir"])
+    supervisor = installed()
+    log_dir = params["log_dir"] or "%s/%s" % (supervisor["log_dir"], params["group_name"])
+    log_dir_problems = root_only_dir_problems(log_dir)
     if log_dir_problems:
         module.fail_json(msg="%s: supervisord opens the programs' log files there as root, so a user who can "
                              "change it can point a log file at any file of root's. Use a directory only root "
                              "writes (the default is under supervisor's log directory)." % "; ".join(log_dir_problems))
     (cpu_count, cpu_source), (memory_total, memory_source) = _host(module)
-    layout = dict(directory=params["project_dir"], user=params["user"], log_dir=params["log_dir"],
+    layout = dict(directory=params["project_dir"], user=params["user"], log_dir=log_dir,
                   group_name=params["group_name"], app=params["app"], celery_bin=params["celery_bin"])
-    daemon_environment, dummy = supervisord_environ_names(config=params["supervisor_config"])
+    daemon_environment, dummy = supervisord_environ_names(config=params["supervisor_config"] or supervisor["config"])
     try:
+        workers, carry_over, left_out = host_programs(params["workers"], params["carry_over"], params["beat"],
+                                                      params["host_role"], params["web_only_programs"])
+        measured = measured_rss(params["processes"], params["group_name"])
+        measured.update(params["measured_rss"])
         result = plan_group(
-            params["workers"], layout, worker_defaults=params["worker_defaults"],
-            program_defaults=params["program_defaults"], carry_over=params["carry_over"],
+            workers, layout, worker_defaults=cluster_defaults(params["worker_defaults"], params["cluster"]),
+            program_defaults=params["program_defaults"], carry_over=carry_over,
             allow_root=params["allow_root"],
             supervisord_environment=params["supervisord_environment"], adopted_memmon=params["adopted_memmon"],
             cpu_count=cpu_count, memory_total=memory_total,
@@ -808,12 +876,13 @@ def main():
             db_connection_budget=params["db_connection_budget"],
             allow_small_memory_limit=params["allow_small_memory_limit"],
             baseline_headroom_action=params["baseline_headroom_action"], strict=params["strict"],
-            cpu_source=cpu_source, memory_source=memory_source, measured_rss=params["measured_rss"],
+            cpu_source=cpu_source, memory_source=memory_source, measured_rss=measured,
             profile=params["profile"], db_driver=params["db_driver"], reserved_names=params["reserved_names"],
             daemon_environment=daemon_environment or [], environment_names=params["environment_names"],
             path_problems=root_safe_problems)
     except (WorkerFlagsError, GateError) as exc:
         module.fail_json(msg=str(exc))
+    result["left_out"] = left_out
 
     for warning in result.pop("warnings"):
         module.warn(warning)

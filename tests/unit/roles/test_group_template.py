@@ -42,7 +42,7 @@ def render(tmp_path, workers=None, environment=None, **kw):
     loader = DataLoader()
     variables = dict(loader.load_from_file(os.path.join(ROLE, "vars", "main.yml"), trusted_as_template=True))
     kw.setdefault("program_defaults", {"autostart": True, "killasgroup": True, "stopasgroup": False})
-    plan = plan_group(workers or WORKERS, layout(tmp_path), environment=environment,
+    plan = plan_group(workers or WORKERS, layout(tmp_path), environment_names=list(environment or {}),
                       worker_defaults={"loglevel": "info", "stopwaitsecs": 600}, cpu_count=2,
                       memory_total="4GB", **kw)
     variables.update(ansible_managed="Ansible managed", celery_workers_plan=plan,

@@ -26,7 +26,16 @@ GUNICORN = dict(name="gunicorn", source="test", options=dict(
     command="/home/allianceserver/venv/auth/bin/gunicorn myauth.wsgi", user="allianceserver", stopsignal="INT"))
 
 
-def plan(workers=None, layout=None, **kw):
+def plan(workers=None, layout=None, environment=None, **kw):
+    """The plan as the role makes it: its environment checked on the controller first (the filter; the values
+    may be secrets and never reach the module), then plan_group with the names."""
+    if environment is not None:
+        from ansible_collections.authops.celery_tuning.plugins.filter.supervisor import supervisor_env_problems
+
+        problems = supervisor_env_problems(environment, root=kw.get("allow_root", False))
+        if problems:
+            raise GateError("; ".join(problems))
+        kw["environment_names"] = list(environment)
     return plan_group(workers if workers is not None else copy.deepcopy(WORKERS), layout or dict(LAYOUT),
                       cpu_count=2, memory_total="4GB", **kw)
 

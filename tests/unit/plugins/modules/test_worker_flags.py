@@ -27,6 +27,8 @@ def fake_host(monkeypatch):
 
 
 def run(args):
+    """The module on ``args``; without Auth's beat unless asked for (these tests look at the workers)."""
+    args = dict({"beat": False}, **args)
     with module_args(args):
         with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as exc:
             worker_flags.main()
@@ -171,3 +173,37 @@ def test_limits_come_from_the_cgroup_of_the_unit_named(fake_host, monkeypatch, g
     assert kind is AnsibleExitJson
     assert [argv[-1] for argv in commands if "--property=ControlGroup" in argv] == [asked]
     assert fake_host[-1] == (asked, "/system.slice/%s" % asked)
+
+
+def test_the_whole_plan_for_a_web_host(fake_host):
+    """Auth's beat first, node names as given, the measured RSS of the group's processes only."""
+    processes = [dict(name="worker_00", group="myauth", rss_bytes=200 * 1024 * 1024),
+                 dict(name="worker_00", group="other", rss_bytes=900 * 1024 * 1024)]
+    kind, result = run({"beat": True, "processes": processes, "carry_over": [{"name": "gunicorn", "options": {
+        "command": "/venv/bin/gunicorn myauth.wsgi", "user": "allianceserver"}}],
+        "workers": [{"name": "worker", "pool": "threads", "concurrency": 4, "memory_limit": "512MB"}]})
+    assert kind is AnsibleExitJson, result
+    assert [w["name"] for w in result["workers"]] == ["beat", "worker"]
+    assert [p["name"] for p in result["programs"]] == ["beat", "worker", "gunicorn"]
+    assert any("above memory_baseline 224.0 MiB" in line for line in result["workers"][1]["explain"])
+    assert result["left_out"] == []
+
+
+def test_a_worker_host_runs_no_web_only_program(fake_host):
+    kind, result = run({"beat": True, "host_role": "worker", "cluster": True,
+                        "carry_over": [{"name": "gunicorn", "options": {"command": "/venv/bin/gunicorn x",
+                                                                         "user": "allianceserver"}}],
+                        "workers": [{"name": "worker", "pool": "threads", "concurrency": 4},
+                                    {"name": "worker_services", "queues": ["services"], "single_threaded": True}]})
+    assert kind is AnsibleExitJson, result
+    assert [p["name"] for p in result["programs"]] == ["worker"]
+    assert "--hostname=%(program_name)s_%(process_num)02d@%h" in result["workers"][0]["argv"]
+    assert result["left_out"] == ["%s: not run on a worker host (web_only_programs)" % name
+                                  for name in ("beat", "gunicorn", "worker_services")]
+
+
+def test_environment_line_of_supervisord_is_escaped(fake_host):
+    kind, result = run({"workers": [{"name": "worker", "pool": "threads", "concurrency": 2}],
+                        "supervisord_environment": {"AA_X": "50%", "AA_A": "a"}})
+    assert kind is AnsibleExitJson, result
+    assert result["supervisord_environment_line"] == 'AA_A="a",AA_X="50%%"'
