@@ -50,6 +50,9 @@ CARRIED_OPTIONS = USER_PROGRAM_OPTIONS + (
     "command", "directory", "user", "numprocs", "numprocs_start", "process_name", "stopwaitsecs",
 )
 GROUP_PRIORITY = 999
+#: supervisor's own default process_name (one process named like its program): beat's, and a carried program's
+#: without one.
+SUPERVISOR_PROCESS_NAME = "%(program_name)s"
 #: The [program:x] options of Auth's own programs: the default of every planned program.
 AUTH_PROGRAM_DEFAULTS = dict(autostart=True, autorestart=True, startsecs=10, killasgroup=True, stopasgroup=False,
                              priority=998)
@@ -122,7 +125,7 @@ def worker_program(rendered, layout, defaults, own):
         options.append(["process_name", rendered["process_name"]])
         options.append(["stopwaitsecs", str(rendered["stopwaitsecs_recommended"])])
     else:
-        options.append(["process_name", "%(program_name)s"])
+        options.append(["process_name", SUPERVISOR_PROCESS_NAME])
     options += log_options(layout)
     options += program_options("worker %s: supervisor" % name, _merge(defaults, own or {}))
     return dict(name=name, kind="worker", options=options)
@@ -180,7 +183,7 @@ def _carried_process_names(what, name, opts):
     if not 1 <= numprocs <= 100:
         raise GateError("%s: numprocs %d is not between 1 and 100" % (what, numprocs))
     try:
-        names = expand_process_names(name, opts.get("process_name", "%(program_name)s"), numprocs, start)
+        names = expand_process_names(name, opts.get("process_name", SUPERVISOR_PROCESS_NAME), numprocs, start)
     except WorkerFlagsError as exc:
         raise GateError("%s: %s" % (what, exc))
     for proc in names:
@@ -224,7 +227,7 @@ def _worker_items(workers, worker_defaults, common):
         if not own.get("beat"):
             merged.update((k, v) for k, v in (worker_defaults or {}).items() if v is not None)
         else:
-            merged.setdefault("process_name", "%(program_name)s")
+            merged.setdefault("process_name", SUPERVISOR_PROCESS_NAME)
         merged.update(own)
         items.append(merged)
     return items
@@ -239,7 +242,7 @@ def _memmon_programs(result, carried):
     for program in carried:
         opts = dict(program["options"])
         try:
-            names = expand_process_names(program["name"], opts.get("process_name", "%(program_name)s"),
+            names = expand_process_names(program["name"], opts.get("process_name", SUPERVISOR_PROCESS_NAME),
                                          int(opts.get("numprocs", 1)), int(opts.get("numprocs_start", 0)))
         except (WorkerFlagsError, ValueError):
             names = [program["name"]]
