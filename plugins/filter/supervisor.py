@@ -12,9 +12,8 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.memory_limits import check_limit_floor
-from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import WorkerFlagsError
-from ansible_collections.authops.celery_tuning.plugins.module_utils.sizes import format_size, parse_size
+from ansible_collections.authops.celery_tuning.plugins.module_utils.memmon_listener import memmon_listener as build_listener
+from ansible_collections.authops.celery_tuning.plugins.module_utils.memmon_listener import memmon_size as memmon_listener_size
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_format import build_command, env_line
 from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import (
     GateError,
@@ -63,18 +62,19 @@ def supervisor_env_line(environment, option="celery_workers_environment", root=F
 
 
 def memmon_size(value, what="memmon limit", allow_small=True):
-    """A size in the collection's one grammar (worker_flags' ``parse_size``), written as memmon reads it.
-
-    The floors of worker_flags apply (``memory_limits.check_limit_floor``): never below 16MB, and below 128MB
-    only with ``allow_small``."""
+    """A size in the collection's one grammar, written as memmon reads it (``memmon_listener.memmon_size``)."""
     try:
-        nbytes = parse_size(value, what)
-        if nbytes < 1:
-            raise AnsibleFilterError("%s: %r must be above 0" % (what, value))
-        check_limit_floor(what, nbytes, allow_small)
-    except WorkerFlagsError as exc:
+        return memmon_listener_size(value, what, allow_small)
+    except GateError as exc:
         raise AnsibleFilterError(str(exc))
-    return format_size(nbytes)
+
+
+def memmon_listener(inputs):
+    """The memmon role's listener (``memmon_listener.memmon_listener``): argv and section, every value checked."""
+    try:
+        return build_listener(inputs)
+    except GateError as exc:
+        raise AnsibleFilterError(str(exc))
 
 
 def supervisor_safe(value, option, kind="line"):
@@ -138,6 +138,7 @@ class FilterModule(object):
             "supervisor_env_problems": supervisor_env_problems,
             "supervisor_env_line": supervisor_env_line,
             "memmon_size": memmon_size,
+            "memmon_listener": memmon_listener,
             "supervisor_safe": supervisor_safe,
             "in_place": in_place,
             "supervisor_layout": supervisor_layout,
