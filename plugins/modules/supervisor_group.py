@@ -380,7 +380,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_r
     connect_from_module_params,
     connection_argument_spec,
 )
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_ops import run_supervisor_group
+from ansible_collections.authops.celery_tuning.plugins.module_utils.group_apply import run_supervisor_group
 
 
 def main():

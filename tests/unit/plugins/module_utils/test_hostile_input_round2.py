@@ -673,7 +673,9 @@ def test_good_input_is_accepted(kwargs):
 
 @pytest.mark.parametrize("service_name", ["supervisor", "supervisor.service", "supervisor@main", "supervisord"])
 def test_good_service_names(service_name):
-    from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_ops import detect_service_manager
+    from ansible_collections.authops.celery_tuning.plugins.module_utils.service_manager import (
+        detect_service_manager,
+    )
 
     def loaded(argv):
         return 0, "LoadState=loaded\n", ""

@@ -6,9 +6,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import types
+
 import pytest
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils import supervisor_ops as ops
+from ansible_collections.authops.celery_tuning.plugins.module_utils import (
+    group_apply,
+    group_runner_base,
+    kill_detection,
+    service_manager,
+    supervisor_ops,
+)
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     FAULT_ALREADY_STARTED,
     FAULT_BAD_NAME,
@@ -18,6 +26,11 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_r
     KIND_REFUSED,
     SupervisorError,
 )
+
+#: The planning, the kill detection, the service manager and the runners, under one name for these tests.
+ops = types.SimpleNamespace(**dict(
+    (k, v) for module in (supervisor_ops, kill_detection, service_manager, group_runner_base, group_apply)
+    for k, v in vars(module).items() if not k.startswith("__")))
 
 
 class FakeClock(object):
@@ -614,7 +627,7 @@ def test_url_answers_counts_any_http_status(tmp_path):
     import http.server
     import threading
 
-    from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_ops import _url_answers
+    from ansible_collections.authops.celery_tuning.plugins.module_utils.group_runner_base import _url_answers
 
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

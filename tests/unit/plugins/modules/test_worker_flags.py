@@ -191,8 +191,8 @@ def test_the_whole_plan_for_a_web_host(fake_host):
 
 def test_a_worker_host_runs_no_web_only_program(fake_host):
     kind, result = run({"beat": True, "host_role": "worker", "cluster": True,
-                        "carry_over": [{"name": "gunicorn", "options": {"command": "/venv/bin/gunicorn x",
-                                                                         "user": "allianceserver"}}],
+                        "carry_over": [{"name": "gunicorn",
+                                        "options": {"command": "/venv/bin/gunicorn x", "user": "allianceserver"}}],
                         "workers": [{"name": "worker", "pool": "threads", "concurrency": 4},
                                     {"name": "worker_services", "queues": ["services"], "single_threaded": True}]})
     assert kind is AnsibleExitJson, result
