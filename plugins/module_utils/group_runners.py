@@ -33,6 +33,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_o
     config_index,
     namespec,
     plan_actions,
+    service_name_of,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     KIND_BAD_NAME,
@@ -47,7 +48,7 @@ class _DaemonRestart(StopStart):
     def _plan_daemon_restart(self):
         """Pick the service manager (probed before anything changes) and start the daemon's report."""
         p = self.params
-        manager, reason = detect_service_manager(p.get('service_manager', 'auto'), p.get('service_name', 'supervisor'),
+        manager, reason = detect_service_manager(p.get('service_manager', 'auto'), service_name_of(p),
                                                  self.run_command, self.get_bin_path, self.path_exists)
         self.daemon_report = dict(method=manager, reason=reason, restarted=False, pid_before=None,
                                   pid_after=None, seconds=None)
@@ -70,7 +71,7 @@ class _DaemonRestart(StopStart):
         if manager == 'rpc':
             self.client.restart()
         else:
-            argv = restart_command(manager, self.params.get('service_name', 'supervisor'), self.get_bin_path)
+            argv = restart_command(manager, service_name_of(self.params), self.get_bin_path)
             if self.run_command is None:
                 self._fail('cannot run %s: no command runner' % ' '.join(argv))
             rc, out, err = self.run_command(argv)
@@ -116,7 +117,7 @@ class _DaemonRestart(StopStart):
                                                                   ('socket_recreated', sock_changed)) if v))
                         break
             if now - t0 >= timeout:
-                service = self.params.get('service_name', 'supervisor')
+                service = service_name_of(self.params)
                 self._fail('supervisord did not come back within %ss after the %s restart (last: %s). %s is stopped; '
                            "once the daemon answers again, start it (state=started) or check 'journalctl -u %s' / "
                            'the supervisord log.' % (timeout, manager, last_error or 'no answer', self._what(), service))

@@ -17,6 +17,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
     check_service_name,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_ops import PHASE_VALIDATE
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_layout import LAYOUTS
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     SupervisorError,
 )
@@ -25,8 +26,9 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.systemd_unit
 )
 
 
-#: The service name the module falls back to RPC for when no service manager knows it.
-DEFAULT_SERVICE_NAME = 'supervisor'
+#: The service names the module falls back to RPC for when no service manager knows them: the OS families'
+#: own (the location contract's).
+DEFAULT_SERVICE_NAMES = tuple(sorted(set(layout['service_name'] for layout in LAYOUTS.values())))
 
 
 def _systemd_knows(unit, run_command, get_bin_path, path_exists):
@@ -71,7 +73,7 @@ def detect_service_manager(requested, service_name, run_command=None, get_bin_pa
         return 'systemd', 'systemd is running and knows %s' % unit
     if path_exists('/etc/init.d/%s' % service_name):
         return 'service', '/etc/init.d/%s exists' % service_name
-    if service_name != DEFAULT_SERVICE_NAME:
+    if service_name not in DEFAULT_SERVICE_NAMES:
         raise SupervisorError('service_name %s names no systemd unit and no init script; set it to the service that '
                               'runs supervisord, or use service_manager=rpc. Nothing was stopped' % service_name,
                               phase=PHASE_VALIDATE)

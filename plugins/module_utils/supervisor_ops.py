@@ -17,6 +17,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
     check_name,
     check_service_name,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_layout import installed
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     KIND_BAD_NAME,
     SupervisorError,
@@ -218,7 +219,7 @@ def validate_params(params, path_exists=os.path.exists, get_bin_path=None):
                               'whole); apply the change first, then restart rolling', phase=PHASE_VALIDATE)
     manager = params.get('service_manager')
     if params.get('daemon') == 'restarted' and manager in ('systemd', 'service'):
-        service = params.get('service_name', 'supervisor')
+        service = service_name_of(params)
         if manager == 'systemd' and not (path_exists('/run/systemd/system') and
                                          (get_bin_path is None or get_bin_path('systemctl'))):
             raise SupervisorError('service_manager=systemd, but systemd does not run on this host; use '
@@ -227,3 +228,9 @@ def validate_params(params, path_exists=os.path.exists, get_bin_path=None):
                                          (get_bin_path is not None and get_bin_path('service'))):
             raise SupervisorError('service_manager=service, but there is no init script /etc/init.d/%s; use '
                                   'service_manager=auto (or rpc)' % service, phase=PHASE_VALIDATE)
+
+
+def service_name_of(params):
+    """The service that runs supervisord: O(service_name), else the one of the OS family whose supervisord config
+    exists here (the location contract)."""
+    return params.get('service_name') or installed()['service_name']

@@ -105,8 +105,9 @@ options:
   service_name:
     description:
       - Name of the supervisor service (systemd unit or init script).
+      - Default the service of the OS family whose supervisord config exists on the target (C(supervisor) on Debian and
+        Ubuntu, C(supervisord) on the RHEL family).
     type: str
-    default: supervisor
   rolling:
     description:
       - With O(state=restarted), restart the processes one at a time, each back to RUNNING before the next one
@@ -393,7 +394,7 @@ def main():
         ready_url=dict(type='str'),
         ready_timeout=dict(type='int', default=60),
         service_manager=dict(type='str', default='auto', choices=['auto', 'systemd', 'service', 'rpc']),
-        service_name=dict(type='str', default='supervisor'),
+        service_name=dict(type='str'),
         rolling=dict(type='bool', default=False),
         stop_timeout=dict(type='int'),
         daemon_timeout=dict(type='int'),

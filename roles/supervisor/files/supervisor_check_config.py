@@ -103,7 +103,7 @@ def check(main_path, replacements):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--config", default="/etc/supervisor/supervisord.conf", help="the main supervisord.conf")
+    parser.add_argument("--config", required=True, help="the main supervisord.conf (the supervisor role passes its own)")
     parser.add_argument("--main-candidate", help="check this file as the main configuration")
     parser.add_argument("--replace", action="append", default=[], metavar="LIVE=CANDIDATE",
                         help="check as if CANDIDATE were installed at LIVE (empty CANDIDATE: LIVE removed)")
