@@ -103,7 +103,7 @@ def check(main_path, replacements):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--config", required=True, help="the main supervisord.conf (the supervisor role passes its own)")
+    parser.add_argument("--config", help="the main supervisord.conf (the role passes its own; not with --main-candidate)")
     parser.add_argument("--main-candidate", help="check this file as the main configuration")
     parser.add_argument("--replace", action="append", default=[], metavar="LIVE=CANDIDATE",
                         help="check as if CANDIDATE were installed at LIVE (empty CANDIDATE: LIVE removed)")
@@ -117,6 +117,8 @@ def main():
             set(old.sections()) == set(new.sections())
         print("supervisor-check-config: %s" % ("same effect" if same else "the settings differ"))
         sys.exit(0 if same else 3)
+    if not args.config and not args.main_candidate:
+        fail("--config (the main supervisord.conf) is needed, unless --main-candidate is given")
     replacements = {}
     for item in args.replace:
         live, sep, candidate = item.partition("=")
