@@ -723,6 +723,12 @@ host:
       returned: always
       type: str
       sample: /proc/meminfo MemTotal
+    limits_from:
+      description: The systemd unit (O(service_unit)) whose cgroup's CPU and memory limits were read, and that
+        cgroup; both null when the limits are not read from a unit (no systemd, or both figures given).
+      returned: always
+      type: dict
+      sample: {"unit": "supervisord.service", "control_group": "/system.slice/supervisord.service"}
 budget:
   description: Budgets and the plan's use of them.
   returned: success
@@ -829,6 +835,7 @@ def _host(module):
     params = module.params
     cpu = (params["cpu_count"], "parameter")
     memory = (params["memory_total"], "parameter")
+    limits_from = dict(unit=None, control_group=None)
     if cpu[0] is None or memory[0] is None:
         service = installed()["service_name"] if params["service_unit"] is None else params["service_unit"]
         unit, control_group = unit_name(service) if service else None, None
@@ -836,6 +843,7 @@ def _host(module):
         if systemctl:
             rc, out, dummy = module.run_command([systemctl, "show", "--property=ControlGroup", "--value", unit])
             control_group = out.strip() if rc == 0 else None
+        limits_from = dict(unit=unit if control_group else None, control_group=control_group or None)
         facts = host_facts(unit=unit if control_group else None, control_group=control_group)
         if cpu[0] is None:
             cpu = (facts["cpu_count"], facts["cpu_count_source"])
@@ -844,7 +852,7 @@ def _host(module):
                 module.fail_json(msg="cannot read the memory of the target (/proc/meminfo, cgroup); "
                                      "set memory_total, e.g. memory_total: 8GB")
             memory = (facts["memory_bytes"], facts["memory_source"])
-    return cpu, memory
+    return cpu, memory, limits_from
 
 
 def main():
@@ -857,7 +865,7 @@ def main():
         module.fail_json(msg="%s: supervisord opens the programs' log files there as root, so a user who can "
                              "change it can point a log file at any file of root's. Use a directory only root "
                              "writes (the default is under supervisor's log directory)." % "; ".join(log_dir_problems))
-    (cpu_count, cpu_source), (memory_total, memory_source) = _host(module)
+    (cpu_count, cpu_source), (memory_total, memory_source), limits_from = _host(module)
     layout = dict(directory=params["project_dir"], user=params["user"], log_dir=log_dir,
                   group_name=params["group_name"], app=params["app"], celery_bin=params["celery_bin"])
     daemon_environment, dummy = supervisord_environ_names(config=params["supervisor_config"] or supervisor["config"])
@@ -883,6 +891,7 @@ def main():
     except (WorkerFlagsError, GateError) as exc:
         module.fail_json(msg=str(exc))
     result["left_out"] = left_out
+    result["host"]["limits_from"] = limits_from
 
     for warning in result.pop("warnings"):
         module.warn(warning)

@@ -45,7 +45,8 @@ def test_gevent_worker(fake_host):
     assert result["packages"] == ["gevent"]
     assert result["host"] == {"cpu_count": 2, "cpu_count_source": "sched_getaffinity",
                               "memory_bytes": 4 * 1024 ** 3,
-                              "memory_source": "/proc/meminfo MemTotal"}
+                              "memory_source": "/proc/meminfo MemTotal",
+                              "limits_from": {"unit": None, "control_group": None}}
     assert "warnings" not in result
 
 
