@@ -30,7 +30,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_o
     namespec,
     validate_params,
 )
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     KIND_BAD_NAME,
     SupervisorError,
 )

@@ -36,7 +36,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_o
     namespec,
     resolve_target,
 )
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     FAULT_ALREADY_STARTED,
     FAULT_NAMES,
     FAULT_NOT_EXECUTABLE,
@@ -45,8 +45,8 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_r
     FAULT_SPAWN_ERROR,
     FAULT_SUCCESS,
     SupervisorError,
-    socket_identity,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import socket_identity
 
 
 def _url_answers(url, timeout=2):

@@ -35,7 +35,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_o
     plan_actions,
     service_name_of,
 )
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     KIND_BAD_NAME,
     SupervisorError,
 )

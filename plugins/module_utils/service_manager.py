@@ -18,9 +18,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_ops import PHASE_VALIDATE
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_layout import LAYOUTS
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
-    SupervisorError,
-)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import SupervisorError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.systemd_units import (
     unit_name,
 )

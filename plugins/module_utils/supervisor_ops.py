@@ -18,7 +18,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.gate import 
     check_service_name,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_layout import installed
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     KIND_BAD_NAME,
     SupervisorError,
 )

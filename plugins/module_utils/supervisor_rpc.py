@@ -26,26 +26,31 @@ import errno
 import os
 import socket
 import stat
-import traceback
 
 import http.client as http_client
 import xmlrpc.client as xmlrpc_client
 
-from ansible.module_utils.basic import missing_required_lib
-
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
+    ClientOptions,
+    FAULT_BAD_NAME,
+    FAULT_NAMES,
+    FAULT_SHUTDOWN_STATE,
+    HAS_SUPERVISOR,
+    KIND_AUTH,
+    KIND_BAD_NAME,
+    KIND_CONFIG,
+    KIND_CONNECTION,
+    KIND_FAULT,
+    KIND_PERMISSION,
+    KIND_PROTOCOL,
+    KIND_REFUSED,
+    KIND_SOCKET_MISSING,
+    KIND_TIMEOUT,
+    SupervisorError,
+    SupervisorTransport,
+    missing_supervisor_message,
+)
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_layout import LAYOUTS
-
-try:
-    from supervisor.options import ClientOptions
-    from supervisor.xmlrpc import Faults, SupervisorTransport
-    HAS_SUPERVISOR = True
-    SUPERVISOR_IMPORT_ERROR = None
-except ImportError:  # the modules report it with missing_supervisor_message()
-    ClientOptions = Faults = None
-    SupervisorTransport = object
-    HAS_SUPERVISOR = False
-    SUPERVISOR_IMPORT_ERROR = traceback.format_exc()
-
 
 # Where the OS families' packages put supervisord's config and socket (the supervisor location contract):
 # without a config_file option the first config that exists is read, as supervisorctl searches for one.
@@ -66,71 +71,6 @@ def default_config_file():
 DEFAULT_CALL_TIMEOUT = 30.0
 
 
-def _fault(name):
-    return getattr(Faults, name, None)
-
-
-FAULT_SHUTDOWN_STATE = _fault('SHUTDOWN_STATE')
-FAULT_BAD_NAME = _fault('BAD_NAME')
-FAULT_NO_FILE = _fault('NO_FILE')
-FAULT_NOT_EXECUTABLE = _fault('NOT_EXECUTABLE')
-FAULT_SPAWN_ERROR = _fault('SPAWN_ERROR')
-FAULT_ALREADY_STARTED = _fault('ALREADY_STARTED')
-FAULT_NOT_RUNNING = _fault('NOT_RUNNING')
-FAULT_SUCCESS = _fault('SUCCESS')
-
-#: fault code -> name, e.g. 70 -> 'NOT_RUNNING', from the installed supervisor's ``Faults``.
-FAULT_NAMES = dict((code, name) for name, code in vars(Faults).items()
-                   if name.isupper() and isinstance(code, int)) if HAS_SUPERVISOR else {}
-
-
-def missing_supervisor_message():
-    """What to do when the ``supervisor`` package cannot be imported on the target."""
-    return missing_required_lib(
-        'supervisor', reason='to talk to supervisord (its own XML-RPC client)',
-        url='https://supervisord.org') + (
-        ' It comes with the supervisor package of Debian/Ubuntu for /usr/bin/python3; otherwise set '
-        'ansible_python_interpreter to the Python that supervisord runs from.')
-
-
-# Error kinds carried by SupervisorError.kind
-KIND_CONFIG = 'config'
-KIND_SOCKET_MISSING = 'socket_missing'
-KIND_REFUSED = 'connection_refused'
-KIND_PERMISSION = 'permission_denied'
-KIND_AUTH = 'bad_credentials'
-KIND_TIMEOUT = 'timeout'
-KIND_CONNECTION = 'connection'
-KIND_PROTOCOL = 'protocol'
-KIND_FAULT = 'fault'
-KIND_BAD_NAME = 'bad_name'
-
-CONNECTION_KINDS = (KIND_SOCKET_MISSING, KIND_REFUSED, KIND_TIMEOUT, KIND_CONNECTION)
-
-
-class SupervisorError(Exception):
-    """A failure talking to (or reported by) supervisord.
-
-    ``phase`` names the step of the module run that failed; the RPC layer leaves it ``None`` and
-    the caller (``supervisor_ops``) fills it in.  ``kind`` classifies the error (``KIND_*``),
-    ``fault_code`` holds the XML-RPC fault code for faults.
-    """
-
-    def __init__(self, msg, phase=None, kind=None, fault_code=None, details=None):
-        super(SupervisorError, self).__init__(msg)
-        self.msg = msg
-        self.phase = phase
-        self.kind = kind
-        self.fault_code = fault_code
-        self.details = details or {}
-
-    def __str__(self):
-        return self.msg
-
-    @property
-    def is_connection_error(self):
-        """True when the daemon could not be reached at all (down, restarting, timed out)."""
-        return self.kind in CONNECTION_KINDS
 
 
 def visibly_absent(socket_path=None, config_file=None):

@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils import procfs
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     KIND_BAD_NAME,
     SupervisorError,
 )

@@ -373,11 +373,13 @@ processes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     HAS_SUPERVISOR,
     SUPERVISOR_IMPORT_ERROR,
-    missing_supervisor_message,
     SupervisorError,
+    missing_supervisor_message,
+)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     connect_from_module_params,
     connection_argument_spec,
 )

@@ -204,14 +204,16 @@ service:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     HAS_SUPERVISOR,
-    SUPERVISOR_IMPORT_ERROR,
-    missing_supervisor_message,
     KIND_BAD_NAME,
     KIND_REFUSED,
     KIND_SOCKET_MISSING,
+    SUPERVISOR_IMPORT_ERROR,
     SupervisorError,
+    missing_supervisor_message,
+)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     connect_from_module_params,
     connection_argument_spec,
     visibly_absent,

@@ -305,9 +305,11 @@ import pwd
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     HAS_SUPERVISOR,
     SupervisorError,
+)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
     connect_from_module_params,
     connection_argument_spec,
 )

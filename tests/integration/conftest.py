@@ -21,10 +21,8 @@ import time
 
 import pytest
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
-    SupervisorClient,
-    SupervisorError,
-)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import SupervisorError
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import SupervisorClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')

@@ -18,11 +18,11 @@ import time
 
 import pytest
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     KIND_AUTH,
-    SupervisorClient,
     SupervisorError,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import SupervisorClient
 
 pytestmark = pytest.mark.integration
 

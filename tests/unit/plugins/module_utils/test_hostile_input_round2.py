@@ -33,7 +33,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_c
     read_conf,
     read_conf_file,
 )
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import SupervisorError
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import SupervisorError
 from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_profile import ProfileError, probe_uid
 from ansible_collections.authops.celery_tuning.tests.unit.plugins.module_utils.test_hostile_input import (
     GUNICORN,

@@ -17,7 +17,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils import (
     service_manager,
     supervisor_ops,
 )
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     FAULT_ALREADY_STARTED,
     FAULT_BAD_NAME,
     FAULT_NOT_RUNNING,

@@ -12,6 +12,7 @@ import xmlrpc.client as xmlrpc_client
 
 import pytest
 
+from ansible_collections.authops.celery_tuning.plugins.module_utils import supervisor_errors as errors
 from ansible_collections.authops.celery_tuning.plugins.module_utils import supervisor_rpc as rpc
 
 
@@ -111,7 +112,7 @@ def test_relative_serverurl_is_normalised_like_supervisorctl(tmp_path, monkeypat
 
 def test_fault_codes_come_from_supervisor():
     from supervisor.xmlrpc import Faults
-    assert rpc.FAULT_BAD_NAME == Faults.BAD_NAME and rpc.FAULT_NOT_RUNNING == Faults.NOT_RUNNING
+    assert errors.FAULT_BAD_NAME == Faults.BAD_NAME and errors.FAULT_NOT_RUNNING == Faults.NOT_RUNNING
     assert rpc.FAULT_NAMES[Faults.SPAWN_ERROR] == 'SPAWN_ERROR'
     assert None not in (rpc.FAULT_SHUTDOWN_STATE, rpc.FAULT_NO_FILE, rpc.FAULT_NOT_EXECUTABLE,
                         rpc.FAULT_ALREADY_STARTED, rpc.FAULT_SUCCESS)

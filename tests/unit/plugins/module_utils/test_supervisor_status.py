@@ -7,7 +7,10 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import KIND_BAD_NAME, SupervisorError
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
+    KIND_BAD_NAME,
+    SupervisorError,
+)
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect
 
 
