@@ -113,9 +113,9 @@ def test_relative_serverurl_is_normalised_like_supervisorctl(tmp_path, monkeypat
 def test_fault_codes_come_from_supervisor():
     from supervisor.xmlrpc import Faults
     assert errors.FAULT_BAD_NAME == Faults.BAD_NAME and errors.FAULT_NOT_RUNNING == Faults.NOT_RUNNING
-    assert rpc.FAULT_NAMES[Faults.SPAWN_ERROR] == 'SPAWN_ERROR'
-    assert None not in (rpc.FAULT_SHUTDOWN_STATE, rpc.FAULT_NO_FILE, rpc.FAULT_NOT_EXECUTABLE,
-                        rpc.FAULT_ALREADY_STARTED, rpc.FAULT_SUCCESS)
+    assert errors.FAULT_NAMES[Faults.SPAWN_ERROR] == 'SPAWN_ERROR'
+    assert None not in (errors.FAULT_SHUTDOWN_STATE, errors.FAULT_NO_FILE, errors.FAULT_NOT_EXECUTABLE,
+                        errors.FAULT_ALREADY_STARTED, errors.FAULT_SUCCESS)
 
 
 def test_no_private_method_of_supervisor_is_overridden():
