@@ -14,13 +14,11 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 
 try:
-    from supervisor.options import ClientOptions
-    from supervisor.xmlrpc import Faults, SupervisorTransport
+    from supervisor.xmlrpc import Faults
     HAS_SUPERVISOR = True
     SUPERVISOR_IMPORT_ERROR = None
 except ImportError:  # the modules report it with missing_supervisor_message()
-    ClientOptions = Faults = None
-    SupervisorTransport = object
+    Faults = None
     HAS_SUPERVISOR = False
     SUPERVISOR_IMPORT_ERROR = traceback.format_exc()
 

@@ -31,7 +31,6 @@ import http.client as http_client
 import xmlrpc.client as xmlrpc_client
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
-    ClientOptions,
     FAULT_BAD_NAME,
     FAULT_NAMES,
     FAULT_SHUTDOWN_STATE,
@@ -47,10 +46,16 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_e
     KIND_SOCKET_MISSING,
     KIND_TIMEOUT,
     SupervisorError,
-    SupervisorTransport,
     missing_supervisor_message,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_layout import LAYOUTS
+
+try:  # without supervisor the modules fail with missing_supervisor_message() (HAS_SUPERVISOR)
+    from supervisor.options import ClientOptions
+    from supervisor.xmlrpc import SupervisorTransport
+except ImportError:
+    ClientOptions = None
+    SupervisorTransport = object
 
 # Where the OS families' packages put supervisord's config and socket (the supervisor location contract):
 # without a config_file option the first config that exists is read, as supervisorctl searches for one.
@@ -69,8 +74,6 @@ def default_config_file():
 
 
 DEFAULT_CALL_TIMEOUT = 30.0
-
-
 
 
 def visibly_absent(socket_path=None, config_file=None):
