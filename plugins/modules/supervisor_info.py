@@ -196,10 +196,12 @@ root_safe:
   type: dict
   sample: {"/opt/authops-celery-tuning/memmon": []}
 service:
-  description: The unit of O(service), with C(enabled) and C(active) (null when systemctl cannot say).
+  description:
+    - The unit of O(service), with C(enabled) and C(active), and C(need_daemon_reload) (systemd must re-read
+      the unit's files, a drop-in changed); each null when systemctl cannot say.
   returned: when O(service) is set
   type: dict
-  sample: {name: supervisor, enabled: true, active: true}
+  sample: {name: supervisor, enabled: true, active: true, need_daemon_reload: false}
 """
 
 from ansible.module_utils.basic import AnsibleModule

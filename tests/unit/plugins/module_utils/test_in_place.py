@@ -108,21 +108,28 @@ def test_deb_packages_missing_without_dpkg_or_on_error_installs_all():
 
 
 def test_service_state():
-    answers = {"UnitFileState": "enabled", "ActiveState": "active"}
+    answers = {"UnitFileState": "enabled", "ActiveState": "active", "NeedDaemonReload": "no"}
     calls = []
 
     def run(argv):
         calls.append(argv)
         return 0, "".join("%s=%s\n" % item for item in answers.items()), ""
     assert service_state(run, _bin("/bin"), "supervisor") == dict(
-        name="supervisor", enabled=True, active=True)
-    assert calls[0] == ["/bin/systemctl", "show", "--property=UnitFileState,ActiveState", "supervisor.service"]
+        name="supervisor", enabled=True, active=True, need_daemon_reload=False)
+    assert calls[0] == ["/bin/systemctl", "show", "--property=UnitFileState,ActiveState,NeedDaemonReload",
+                        "supervisor.service"]
     answers.update({"UnitFileState": "disabled", "ActiveState": "inactive"})
     assert service_state(run, _bin("/bin"), "supervisor") == dict(
-        name="supervisor", enabled=False, active=False)
+        name="supervisor", enabled=False, active=False, need_daemon_reload=False)
     answers["UnitFileState"] = "something new"
     assert service_state(run, _bin("/bin"), "supervisor")["enabled"] is None
-    assert service_state(run, _bin(None), "supervisor") == dict(name="supervisor", enabled=None, active=None)
+    # A drop-in written by a run that died before daemon-reload.
+    answers["NeedDaemonReload"] = "yes"
+    assert service_state(run, _bin("/bin"), "supervisor")["need_daemon_reload"] is True
+    del answers["NeedDaemonReload"]
+    assert service_state(run, _bin("/bin"), "supervisor")["need_daemon_reload"] is None
+    assert service_state(run, _bin(None), "supervisor") == dict(name="supervisor", enabled=None, active=None,
+                                                                need_daemon_reload=None)
 
 
 def _venv(tmp_path, *dists):
