@@ -98,6 +98,7 @@ auth_servers:
       ansible_python_interpreter: $VENV/bin/python
   vars:
     celery_tuning_become: false
+    celery_tuning_lock_dir: $DEMO/run
     supervisor_install_method: none
     supervisor_manage_config: false
     supervisor_service_manager: rpc
