@@ -156,13 +156,15 @@ class RunLock(object):
         p = self.params
         start = self.clock()
         fd = self._open(create=True)
+        waited_for = None
         try:
             while True:
                 now = self.clock()
                 taken, other = self._try(fd, now)
                 if taken:
-                    return dict(held=True, waited=round(now - start, 1), broken=other,
+                    return dict(held=True, waited=round(now - start, 1), broken=other, waited_for=waited_for,
                                 holder=dict(owner=p['owner'], description=p.get('description') or p['owner']))
+                waited_for = waited_for or (other.get('description') or other.get('owner'))
                 if now - start >= p['wait']:
                     raise LockError(
                         'another run holds the lock of %s on this host: %s. Waited %s s. Let that run end and run '

@@ -106,6 +106,11 @@ waited:
   returned: with O(state=acquired)
   type: float
   sample: 12.0
+waited_for:
+  description: The run this one waited for (its description), else null.
+  returned: with O(state=acquired)
+  type: str
+  sample: "admin@laptop, started 2026-12-02 10:00:00 UTC"
 broken:
   description: The live lock of another run that O(break_lock) took over, else null.
   returned: with O(state=acquired)

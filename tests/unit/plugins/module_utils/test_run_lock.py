@@ -42,7 +42,7 @@ def _run(tmp_path, clock, check_mode=False, **kw):
 def test_take_renew_and_give_back(tmp_path):
     clock = Clock()
     got = _run(tmp_path, clock)
-    assert got['held'] and got['waited'] == 0 and got['broken'] is None
+    assert got['held'] and got['waited'] == 0 and got['broken'] is None and got['waited_for'] is None
     path = tmp_path / 'locks' / 'myauth.lock'
     assert oct(os.stat(str(path)).st_mode & 0o777) == '0o600'
     assert oct(os.stat(str(tmp_path / 'locks')).st_mode & 0o777) == '0o700'
@@ -83,6 +83,7 @@ def test_the_lock_is_free_once_its_holder_gives_it_back_while_the_other_waits(tm
     lock.sleep = sleep
     got = lock.acquire()
     assert got['held'] and 6 <= got['waited'] < 60 and got['broken'] is None
+    assert got['waited_for'] == 'admin@laptop'
 
 
 def test_a_dead_runs_lock_ends_with_its_lease_or_is_broken(tmp_path):
