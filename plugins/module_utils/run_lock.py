@@ -28,7 +28,12 @@ _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z')
 
 
 class LockError(Exception):
-    """The lock cannot be taken or is unsafe; the message says what to do."""
+    """The lock cannot be taken or is unsafe; the message says what to do. ``holder`` is the run that holds
+    it, when that is why."""
+
+    def __init__(self, msg, holder=None):
+        super(LockError, self).__init__(msg)
+        self.holder = holder
 
 
 def check_params(params):
@@ -170,7 +175,7 @@ class RunLock(object):
                         'another run holds the lock of %s on this host: %s. Waited %s s. Let that run end and run '
                         'again; if it is dead (its controller was killed), its lock ends with its lease, or run '
                         'again with -e celery_tuning_lock_break=true to take it over (file %s)'
-                        % (p['name'], describe(other, now), int(now - start), self.path))
+                        % (p['name'], describe(other, now), int(now - start), self.path), holder=other)
                 self.sleep(POLL_SECONDS)
         finally:
             os.close(fd)

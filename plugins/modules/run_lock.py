@@ -97,7 +97,9 @@ held:
   type: bool
   sample: true
 holder:
-  description: The run that holds the lock, with C(owner), C(description), C(acquired) and C(expires) (epoch seconds) where known.
+  description:
+    - The run that holds the lock, with C(owner), C(description), C(acquired) and C(expires) (epoch seconds) where known.
+    - Also when the module fails because another run holds the lock (after O(wait)).
   returned: always
   type: dict
   sample: {"owner": "k3j2h1", "description": "admin@laptop"}
@@ -143,6 +145,8 @@ def main():
     try:
         result = run_lock(module.params, check_mode=module.check_mode)
     except LockError as exc:
+        if exc.holder:
+            module.fail_json(msg=str(exc), held=True, holder=exc.holder)
         module.fail_json(msg=str(exc))
     warning = result.pop('warning', None)
     if warning:

@@ -65,6 +65,7 @@ def test_a_second_run_waits_then_refuses_naming_the_holder(tmp_path):
     msg = str(err.value)
     assert 'admin@laptop' in msg and 'Waited 10 s' in msg and 'celery_tuning_lock_break=true' in msg
     assert 'lease ends in' in msg
+    assert err.value.holder['owner'] == 'run-a'
     assert sum(clock.slept) >= 10
     # run-b cannot give back run-a's lock
     got = _run(tmp_path, clock, owner='run-b', state='released')
