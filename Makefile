@@ -11,7 +11,7 @@ SANITY_TREE := $(or $(TMPDIR),/tmp)/authops-celery-tuning-sanity/ansible_collect
 # NAME@VERSION runs a scenario with another ansible-core (scripts/molecule-venv.sh; 2.20 and later in the Debian
 # 13 controller container): the real Auth server (auth55) runs on the oldest and the newest that
 # meta/runtime.yml declares, the others on .venv's 2.19. The longest first. `make test-full` adds FULL_EXTRA.
-SCENARIOS ?= auth55@2.21 cluster default auth55@2.16 epel prefork supervisor
+SCENARIOS ?= auth55@2.21 cluster auth4 default auth55@2.16 epel prefork supervisor
 FULL_EXTRA ?= adopt
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
@@ -59,10 +59,11 @@ matrix: venv ## units and sanity on each ansible-core of meta/runtime.yml (MATRI
 integration: venv link ## modules against a real supervisord in a temporary directory
 	$(BIN)/pytest -q tests/integration
 
-images: ## make sure dockerd runs and the systemd base images and the real Auth 5.5 image exist
+images: ## make sure dockerd runs and the systemd base images and the real Auth 5.5 and 4.13.1 images exist
 	scripts/ensure-docker.sh
 	scripts/build-images.sh
 	scripts/build-auth-image.sh
+	AUTH_VERSION=4.13.1 scripts/build-auth-image.sh
 
 molecule: venv link images ## molecule test for $(SCENARIOS) (NAME@VERSION: with that ansible-core)
 	MOLECULE=$(BIN)/molecule scripts/molecule-parallel.sh $(SCENARIOS)

@@ -11,22 +11,27 @@
 #   scripts/build-auth-image.sh --smoke    check the image: start a container from it, run
 #                                          extensions/auth55/smoke.sh inside, remove it
 # Environment:
-#   CELERY_TUNING_IMAGE_AUTH55     image to build (default authops/allianceauth55-debian12)
+#   AUTH_VERSION                   allianceauth version (default 5.5.0; 4.13.1 for the auth4 scenario)
+#   CELERY_TUNING_IMAGE_AUTH55     image of Auth 5.5.0 (default authops/allianceauth55-debian12)
+#   CELERY_TUNING_IMAGE_AUTH4      image of Auth 4.x (default authops/allianceauth4-debian12), built when
+#                                  AUTH_VERSION is 4.*
 #   CELERY_TUNING_IMAGE_DEBIAN12   base image (default authops/debian12-systemd; built with
 #                                  scripts/build-images.sh debian12 when missing)
 #   CELERY_TUNING_IMAGE_WORKDIR    where the install log goes (default /var/tmp/celery-tuning-images)
-#   AUTH_VERSION                   allianceauth version (default 5.5.0)
 # Containers need systemd: these run flags work here (--privileged does not):
 #   --cap-add SYS_ADMIN --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock
-# The build rewrites extensions/auth55/versions.txt from the image's `pip freeze`.
+# The build rewrites extensions/auth55/versions.txt (versions-4.x.txt for Auth 4) from the image's `pip freeze`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 EXT=$ROOT/extensions/auth55
-IMAGE=${CELERY_TUNING_IMAGE_AUTH55:-authops/allianceauth55-debian12}
+AUTH_VERSION=${AUTH_VERSION:-5.5.0}
+case "$AUTH_VERSION" in
+  4.*) IMAGE=${CELERY_TUNING_IMAGE_AUTH4:-authops/allianceauth4-debian12} VERSIONS=$EXT/versions-4.x.txt ;;
+  *) IMAGE=${CELERY_TUNING_IMAGE_AUTH55:-authops/allianceauth55-debian12} VERSIONS=$EXT/versions.txt ;;
+esac
 BASE=${CELERY_TUNING_IMAGE_DEBIAN12:-authops/debian12-systemd}
 WORK=${CELERY_TUNING_IMAGE_WORKDIR:-/var/tmp/celery-tuning-images}
-AUTH_VERSION=${AUTH_VERSION:-5.5.0}
 RUN_FLAGS=(--cap-add SYS_ADMIN --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw
   --tmpfs /run --tmpfs /run/lock)
 LABEL=org.authops.auth55.source
@@ -95,7 +100,7 @@ build() {
   fi
   previous=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
   mkdir -p "$WORK"
-  logfile=$WORK/auth55-install.log
+  logfile=$WORK/auth-$AUTH_VERSION-install.log
   started=$SECONDS
   log "starting a $BASE container"
   start_container "$BASE" authops-auth55-build
@@ -118,7 +123,7 @@ build() {
       python3 mariadb-server redis-server supervisor | sed "s/ *$//")"
     echo "# pip freeze of /home/allianceserver/venv/auth:"
     printf '%s\n' "$freeze"
-  } >"$EXT/versions.txt"
+  } >"$VERSIONS"
   log "stopping the container cleanly"
   stop_container
   docker commit --change 'CMD ["/lib/systemd/systemd"]' --change "LABEL $LABEL=$hash" \

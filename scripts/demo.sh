@@ -99,6 +99,7 @@ auth_servers:
   vars:
     celery_tuning_become: false
     celery_tuning_lock_dir: $DEMO/run
+    celery_workers_state_dir: $DEMO/state
     supervisor_install_method: none
     supervisor_manage_config: false
     supervisor_service_manager: rpc

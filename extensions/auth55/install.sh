@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install a stock Alliance Auth 5.5 the way Auth's install guide ("Alliance Auth installation",
+# Install a stock Alliance Auth 5.5 (or 4.x: AUTH_VERSION) the way Auth's install guide ("Alliance Auth installation",
 # Auth 5.x docs) does it, with no tuning, inside a running Debian 12 systemd container.
 # Run as root by scripts/build-auth-image.sh (which copies this folder to /opt/authops-auth55):
 #   bash /opt/authops-auth55/install.sh
@@ -110,14 +110,20 @@ def put(pattern, line):
     text, n = re.subn(pattern, lambda m: line, text, count=1, flags=re.M)
     if n != 1:
         sys.exit(f"local.py: no line matching {pattern!r}")
+def put_or_add(pattern, line, added=None):  # Auth 4.x's local.py has no such line: it goes at the end
+    global text
+    text, n = re.subn(pattern, lambda m: line, text, count=1, flags=re.M)
+    if n != 1:
+        text += "\n" + (added or line) + "\n"
 put(r"^SITE_NAME = .*$", "SITE_NAME = 'myauth'")
 put(r"^SITE_URL = .*$", 'SITE_URL = "http://localhost:8000"')
-put(r"^ALLOWED_HOSTS = .*$", 'ALLOWED_HOSTS = [urlparse(SITE_URL).hostname, "127.0.0.1"]')
+put_or_add(r"^ALLOWED_HOSTS = .*$", 'ALLOWED_HOSTS = [urlparse(SITE_URL).hostname, "127.0.0.1"]',
+           'ALLOWED_HOSTS = ["localhost", "127.0.0.1"]')
 put(r"^    'USER': '.*',$", "    'USER': 'allianceserver',")
 put(r"^    'PASSWORD': '.*',$", "    'PASSWORD': '%s'," % os.environ["AUTH_DB_PASSWORD"])
 put(r"^ESI_SSO_CLIENT_ID = .*$", "ESI_SSO_CLIENT_ID = 'dummy-test-bed-client-id'")
 put(r"^ESI_SSO_CLIENT_SECRET = .*$", "ESI_SSO_CLIENT_SECRET = 'dummy-test-bed-client-secret'")
-put(r"^ESI_USER_CONTACT_EMAIL = .*?(  #.*)?$", "ESI_USER_CONTACT_EMAIL = 'admin@example.com'")
+put_or_add(r"^ESI_USER_CONTACT_EMAIL = .*?(  #.*)?$", "ESI_USER_CONTACT_EMAIL = 'admin@example.com'")
 open(path, "w", encoding="utf-8").write(text)
 PY
 chown "$AA_USER:$AA_USER" "$LOCAL_PY"

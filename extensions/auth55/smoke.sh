@@ -2,7 +2,7 @@
 # Smoke test of a container started from the auth55 image (scripts/build-auth-image.sh), run as
 # root inside it:  bash smoke.sh   (or: scripts/build-auth-image.sh --smoke from the host)
 # Checks, failing with a message on the first problem:
-#   1. supervisor shows myauth:beat, myauth:worker_00, myauth:worker_services_00, myauth:gunicorn RUNNING
+#   1. supervisor shows myauth:beat, myauth:worker_00, myauth:worker_services_00 (Auth 5.x), myauth:gunicorn RUNNING
 #   2. gunicorn answers http://127.0.0.1:8000/ with 200 or 302
 #   3. both workers answer `celery -A myauth inspect ping`
 #   4. authops_probe.tasks.ping goes through the broker and runs: stock Auth has no result
@@ -14,6 +14,12 @@ TIMEOUT=${SMOKE_TIMEOUT:-180}
 PROJECT=/home/allianceserver/myauth
 VENV=/home/allianceserver/venv/auth
 PROGRAMS=(myauth:beat myauth:worker_00 myauth:worker_services_00 myauth:gunicorn)
+NODES=(celery@worker_00 celery@worker_services_00)
+# Auth 4.x ships no worker_services.
+if ! grep -q '^\[program:worker_services\]' "$PROJECT/supervisor.conf"; then
+  PROGRAMS=(myauth:beat myauth:worker_00 myauth:gunicorn)
+  NODES=(celery@worker_00)
+fi
 
 say() { printf 'smoke: %s\n' "$*"; }
 fail() { printf 'smoke: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -49,8 +55,11 @@ case "$code" in 200 | 302) say "HTTP $code" ;; *) fail "gunicorn answered HTTP $
 
 say "celery inspect ping"
 deadline=$((SECONDS + TIMEOUT))
-until replies=$(celery_aa "inspect ping --timeout 5 -d celery@worker_00,celery@worker_services_00" 2>&1) &&
-  grep -q 'celery@worker_00: OK' <<<"$replies" && grep -q 'celery@worker_services_00: OK' <<<"$replies"; do
+answered() {
+  local node
+  for node in "${NODES[@]}"; do grep -q "$node: OK" <<<"$replies" || return 1; done
+}
+until replies=$(celery_aa "inspect ping --timeout 5 -d $(IFS=,; echo "${NODES[*]}")" 2>&1) && answered; do
   [ $SECONDS -lt $deadline ] || fail "workers did not answer inspect ping:"$'\n'"$replies"
   sleep 2
 done

@@ -27,9 +27,14 @@ def _name(item):
     return item.get("name") if isinstance(item, dict) else None
 
 
-def host_programs(workers, carry_over=None, beat=True, host_role="web", web_only=WEB_ONLY_PROGRAMS):
+def host_programs(workers, carry_over=None, beat=True, host_role="web", web_only=WEB_ONLY_PROGRAMS,
+                  source_programs=None, source=None):
     """``(workers to plan, programs to carry over, explain)`` for this host: beat first when ``beat`` and no
-    worker is a beat already; on a worker host none of ``web_only``."""
+    worker is a beat already; on a worker host none of ``web_only``.
+
+    ``source_programs``: the program names of Auth's file (``source``), or None when there is none. A worker
+    with ``only_if_in_auth_file`` is planned only when that file has a program of its name: Auth 4.x ships
+    no ``worker_services``, and nothing in its core routes tasks to queue ``services``."""
     if host_role not in HOST_ROLES:
         raise GateError("host_role must be web (the website, beat and the workers) or worker (workers only), got %r"
                         % (host_role,))
@@ -38,10 +43,24 @@ def host_programs(workers, carry_over=None, beat=True, host_role="web", web_only
     skipped = set(web_only or ()) if host_role == "worker" else set()
     has_beat = any(isinstance(w, dict) and w.get("beat") for w in workers or [])
     planned = [dict(BEAT)] if beat and not has_beat and BEAT["name"] not in skipped else []
+    explain = []
+    for worker in workers or []:
+        if not (isinstance(worker, dict) and worker.get("only_if_in_auth_file")) or _name(worker) in skipped:
+            continue
+        if source_programs is None:
+            explain.append("%s: planned (only_if_in_auth_file: there is no Auth file to compare with)" % _name(worker))
+        elif _name(worker) in source_programs:
+            explain.append("%s: planned because Auth's file (%s) has [program:%s]" % (_name(worker), source, _name(worker)))
+        else:
+            skipped.add(_name(worker))
+            explain.append("%s: not added: Auth's file (%s) has no [program:%s] (Auth 4.x ships none). Set "
+                           "only_if_in_auth_file: false on it in celery_workers_workers to add it"
+                           % (_name(worker), source, _name(worker)))
     planned += [w for w in workers or [] if _name(w) not in skipped]
     carried = [p for p in carry_over or [] if _name(p) not in skipped]
-    left_out = sorted(skipped & set(_name(item) for item in list(workers or []) + list(carry_over or []) + [BEAT]))
-    explain = ["%s: not run on a worker host (web_only_programs)" % name for name in left_out]
+    left_out = sorted((set(web_only or ()) if host_role == "worker" else set())
+                      & set(_name(item) for item in list(workers or []) + list(carry_over or []) + [BEAT]))
+    explain = ["%s: not run on a worker host (web_only_programs)" % name for name in left_out] + explain
     return planned, carried, explain
 
 

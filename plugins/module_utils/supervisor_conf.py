@@ -318,3 +318,64 @@ def translate_memmon(memmon, programs, allow_small=False):
         explain.append("%s (%s) -> %s for %s%s" % (origin, memmon.get("source"), format_size(total), ", ".join(procs),
                                                    " (%d children counted with -c)" % children if children else ""))
     return limits, explain, unmatched
+
+
+def canonical_sections(path, text):
+    """``{section: {option: value}}`` of a group file, as supervisor's parser reads it (one-line values)."""
+    parser, dummy = _parser()
+    try:
+        parser.read_string(text, source=path)
+    except Exception as exc:  # configparser errors, supervisor's own ValueErrors
+        raise _parse_error(path, exc)
+    return dict((section, dict((opt, _one_line(parser.get(section, opt))) for opt in parser.options(section)))
+                for section in parser.sections())
+
+
+def _shown(section, option, value):
+    """A value as a change may show it: the environment's names only (its values may be secrets)."""
+    if option == "environment":
+        try:
+            names = sorted(env_pairs(value))
+        except ValueError:
+            names = []
+        return ",".join("%s=***" % name for name in names)
+    return value
+
+
+def canonical_text(sections):
+    """The sections one option a line, sorted, the environment's values masked: what a diff shows."""
+    lines = []
+    for section in sorted(sections):
+        lines.append("[%s]" % section)
+        for option in sorted(sections[section]):
+            lines.append("%s = %s" % (option, _shown(section, option, sections[section][option])))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def section_changes(before, after):
+    """What changed from ``before`` to ``after`` (canonical sections), a line each, no secret values."""
+    changes = []
+    for section in sorted(set(before) | set(after)):
+        if section not in before:
+            changes.append("[%s] added" % section)
+        elif section not in after:
+            changes.append("[%s] removed" % section)
+        else:
+            old, new = before[section], after[section]
+            for option in sorted(set(old) | set(new)):
+                if option not in old:
+                    changes.append("[%s] %s= added: %s" % (section, option, _shown(section, option, new[option])))
+                elif option not in new:
+                    changes.append("[%s] %s= removed" % (section, option))
+                elif old[option] != new[option]:
+                    if option == "environment":
+                        oldn, newn = set(env_pairs(old[option])), set(env_pairs(new[option]))
+                        what = ["%s added" % n for n in sorted(newn - oldn)] + [
+                            "%s removed" % n for n in sorted(oldn - newn)]
+                        what += ["%s changed" % n for n in sorted(oldn & newn)
+                                 if env_pairs(old[option])[n] != env_pairs(new[option])[n]]
+                        changes.append("[%s] environment= changed (%s)" % (section, ", ".join(what) or "spelling"))
+                    else:
+                        changes.append("[%s] %s= changed to: %s" % (section, option, new[option]))
+    return changes

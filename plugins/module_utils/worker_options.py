@@ -187,6 +187,14 @@ WORKER_OPTIONS = {
             "breaks otherwise). With V(auto) pool this is C(prefork) with concurrency 1. A concurrency or "
             "numprocs above 1 is an error.",
         ]),
+    "only_if_in_auth_file": dict(
+        type="bool",
+        default=False,
+        description=[
+            "Plan this worker only when Auth's own file (the source of intent) has a program of this name, or "
+            "when there is none to compare with. The role's C(worker_services) has it: Auth 5.x ships that "
+            "program and Auth 4.x does not.",
+        ]),
     "numprocs": dict(
         type="raw",
         default="auto",

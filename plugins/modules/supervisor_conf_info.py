@@ -14,8 +14,13 @@ short_description: Read what an Alliance Auth supervisor file runs, for adoption
 version_added: "0.2.0"
 description:
   - Parses the group file at O(path) with supervisor's own parser (continuation lines, inline
-    comments), or, once the file is managed by the celery_workers role, the copy kept at
-    O(adopted_path) when the role adopted it.
+    comments). Once the file is managed by the celery_workers role, it parses Auth's own file instead,
+    the one Auth's link pointed to when the role adopted it (named in O(record)), so that an edit of
+    C(myauth/supervisor.conf), as Auth's upgrade notes ask for, is followed.
+  - Auth's file belongs to the Auth user. It is read as untrusted input. A FIFO, a device or a file only
+    root can read is refused, and what it asks for is checked again by M(authops.celery_tuning.worker_flags).
+  - RV(changes) says what changed in it since the text recorded by the last run, a line per section and
+    option, with the environment's values masked. With C(--diff), the same as a diff.
   - "Returns what the role carries over: every program the plan does not write itself (Auth's
     gunicorn first), with C(%(ENV_X\\)s) references resolved from the file's own
     C([supervisord] environment=); that environment; and the limits of Auth's memmon listener."
@@ -36,6 +41,18 @@ options:
   adopted_path:
     description:
       - The copy the role keeps of the file it adopted. Default O(path) with C(.adopted) appended.
+    type: path
+  record:
+    description:
+      - The record of the source of intent, a JSON file only the running user (root) reads and writes.
+      - It names Auth's file and holds the text the last run followed. The role writes it from
+        RV(record_content) before it replaces Auth's link, so that the link's target is never lost.
+      - Without it the module reads O(adopted_path) once the file is managed, as earlier releases did.
+    type: path
+  auth_file:
+    description:
+      - Auth's file, when O(record) names none (a server tuned before the record existed). Read only
+        when it exists.
     type: path
   tuned:
     description:
@@ -63,6 +80,14 @@ EXAMPLES = r"""
 - name: Read what Auth's group file runs
   authops.celery_tuning.supervisor_conf_info:
     path: /etc/supervisor/conf.d/myauth.conf
+    tuned: [beat, worker, worker_services]
+  register: adoption
+
+- name: Follow Auth's own file once the group file is managed
+  authops.celery_tuning.supervisor_conf_info:
+    path: /etc/supervisor/conf.d/myauth.conf
+    record: /var/lib/authops-celery-tuning/myauth.conf.source.json
+    auth_file: /home/allianceserver/myauth/supervisor.conf
     tuned: [beat, worker, worker_services]
   register: adoption
 """
@@ -100,10 +125,36 @@ adopting:
   type: bool
   sample: true
 source:
-  description: The file that was read (O(path), O(adopted_path)), or null when there is none.
+  description: The file that was read (O(path), Auth's file, O(adopted_path) or O(record)), or null when there is none.
   returned: always
   type: str
   sample: /etc/supervisor/conf.d/myauth.conf
+auth_file:
+  description: Auth's file, followed as the source of intent, or null (none known, or gone).
+  returned: always
+  type: str
+  sample: /home/allianceserver/myauth/supervisor.conf
+changes:
+  description: What changed in the source since the text recorded by the last run, a line each (empty on the first run).
+  returned: always
+  type: list
+  elements: str
+  sample: ["[program:pingbot] added", "[group:myauth] programs= changed to: beat,worker,pingbot,gunicorn"]
+record_content:
+  description: The record this run follows (JSON, with the source's text), for the role to write; null when there is no source.
+  returned: always
+  type: str
+record_current:
+  description: Whether the record on the host already holds RV(record_content).
+  returned: always
+  type: bool
+  sample: true
+source_programs:
+  description: Every program name of the source, the tuned ones too (the plan adds a worker only Auth's file has, when told so).
+  returned: always
+  type: list
+  elements: str
+  sample: [beat, gunicorn, worker, worker_services]
 parser:
   description: The parser used (C(supervisor) when supervisor is importable on the target).
   returned: always
@@ -138,6 +189,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.authops.celery_tuning.plugins.module_utils.auth_file import intent
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import path_states
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_conf import (
     AdoptionError,
@@ -145,7 +197,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_c
     read_conf_file,
 )
 
-EMPTY = dict(parser=None, environment={}, carry_over=[], memmon=None, group=None)
+EMPTY = dict(parser=None, environment={}, carry_over=[], memmon=None, group=None, source_programs=[])
 
 
 def main():
@@ -153,6 +205,8 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             adopted_path=dict(type="path"),
+            record=dict(type="path"),
+            auth_file=dict(type="path"),
             tuned=dict(type="list", elements="str", default=[]),
             marker=dict(type="str", default="authops.celery_tuning.celery_workers"),
             paths=dict(type="list", elements="str", default=[]),
@@ -164,23 +218,28 @@ def main():
     exists = os.path.lexists(path)
     link = os.path.islink(path)
     result = dict(exists=exists, link=link, link_target=os.readlink(path) if link else None, managed=False,
-                  adopting=exists, source=None, paths=path_states(module.params["paths"]))
+                  adopting=exists, source=None, auth_file=None, changes=[], record_content=None,
+                  record_current=True, paths=path_states(module.params["paths"]))
     try:
         text = read_conf_file(path) if exists and os.path.exists(path) else ""
         managed = exists and not link and module.params["marker"] in text
         result.update(managed=managed, adopting=exists and not managed)
-        if exists and not managed:
-            source = path
-        elif managed and os.path.exists(adopted_path):
-            source, text = adopted_path, read_conf_file(adopted_path)
-        else:
+        if not exists:
             module.exit_json(changed=False, **dict(result, **EMPTY))
-        conf = read_conf(source, text, set(module.params["tuned"]))
+        found = intent(path, adopted_path, module.params["record"], module.params["auth_file"], managed)
+        for warning in found["warnings"]:
+            module.warn(warning)
+        result.update(source=found["source"], auth_file=found["auth_file"], changes=found["changes"],
+                      record_content=found["record_content"], record_current=found["record_current"])
+        if found["source"] is None:
+            module.exit_json(changed=False, **dict(result, **EMPTY))
+        conf = read_conf(found["source"], found["text"], set(module.params["tuned"]))
     except AdoptionError as exc:
         module.fail_json(msg=str(exc), **result)
     conf.pop("managed", None)
-    conf.pop("programs", None)
-    result.update(conf, source=source)
+    result.update(conf, source_programs=conf.pop("programs", []))
+    if found["diff"]:
+        result["diff"] = found["diff"]
     module.exit_json(changed=False, **result)
 
 

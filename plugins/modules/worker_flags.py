@@ -198,6 +198,13 @@ options:
             With V(auto) pool this is C(prefork) with concurrency 1. A concurrency or numprocs above 1 is an error.
           - 'Default: C(false), or the O(worker_defaults) value.'
         type: bool
+      only_if_in_auth_file:
+        description:
+          - 'Plan this worker only when Auth''s own file (the source of intent) has a program of this name, or when there
+            is none to compare with. The role''s C(worker_services) has it: Auth 5.x ships that program and Auth 4.x does
+            not.'
+          - 'Default: C(false), or the O(worker_defaults) value.'
+        type: bool
       numprocs:
         description:
           - Supervisor C(numprocs) of the program, V(auto) or an integer >= 1. V(auto) is sized by the model in the description
@@ -332,6 +339,17 @@ options:
     type: list
     elements: dict
     default: []
+  source_programs:
+    description:
+      - Every program name of Auth's file (RV(authops.celery_tuning.supervisor_conf_info#module:source_programs)),
+        or unset when there is no such file. A worker with C(only_if_in_auth_file) is planned only when
+        its name is among them (RV(left_out) says why not).
+    type: list
+    elements: str
+  source:
+    description:
+      - The file O(source_programs) came from, for the messages.
+    type: str
   allow_root:
     description:
       - Allow a program to run as root (O(user=root), or a carried-over program without C(user=)).
@@ -670,11 +688,16 @@ supervisord_environment_line:
   type: str
   sample: AA_USER="allianceserver",AA_PROJECT="myauth"
 left_out:
-  description: Why a program of O(workers), O(carry_over) or Auth's beat is not planned on this host (a worker host).
+  description:
+    - Why a program of O(workers), O(carry_over) or Auth's beat is not planned on this host (a worker host),
+      and why a worker with C(only_if_in_auth_file) is planned or not.
   returned: success
   type: list
   elements: str
-  sample: ["gunicorn: not run on a worker host (web_only_programs)"]
+  sample: ["gunicorn: not run on a worker host (web_only_programs)",
+           "worker_services: not added: Auth's file (/home/allianceserver/myauth/supervisor.conf) has no
+            [program:worker_services] (Auth 4.x ships none). Set only_if_in_auth_file: false on it in
+            celery_workers_workers to add it"]
 adopted_memmon:
   description: The adopted memmon limits by process name (C(limits)), how each was translated (C(explain)) and
     what named no process (C(dropped)).
@@ -810,6 +833,8 @@ def argument_spec():
         log_dir=dict(type="path"),
         program_defaults=dict(type="dict", default=dict(AUTH_PROGRAM_DEFAULTS)),
         carry_over=dict(type="list", elements="dict", default=[]),
+        source_programs=dict(type="list", elements="str"),
+        source=dict(type="str"),
         allow_root=dict(type="bool", default=False),
         measured_rss=dict(type="dict", default={}),
         supervisord_environment=dict(type="dict", default={}),
@@ -871,7 +896,8 @@ def main():
     daemon_environment, dummy = supervisord_environ_names(config=params["supervisor_config"] or supervisor["config"])
     try:
         workers, carry_over, left_out = host_programs(params["workers"], params["carry_over"], params["beat"],
-                                                      params["host_role"], params["web_only_programs"])
+                                                      params["host_role"], params["web_only_programs"],
+                                                      params["source_programs"], params["source"])
         measured = measured_rss(params["processes"], params["group_name"])
         measured.update(params["measured_rss"])
         result = plan_group(
