@@ -3,7 +3,8 @@
 # controller container of scripts/controller.sh) runs playbooks/tune.yml with no variables over SSH,
 # as an unprivileged sudo user with become, against a stock Alliance Auth 5.5 server (a container of
 # the image scripts/build-auth-image.sh builds, with openssh-server added). Then a second run must
-# report changed=0, and neither may print ansible-core's "does not support Ansible version" warning.
+# report changed=0; then rollback.yml and tune.yml once more must pass, and no run may print ansible-core's
+# "does not support Ansible version" warning.
 #
 #   scripts/ssh-check.sh        (make ssh-check; logs in .cache/ssh-check/)
 #
@@ -50,7 +51,7 @@ ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}
 printf '[auth_servers]\nauth1 ansible_host=%s ansible_user=admin ansible_ssh_private_key_file=%s\n' \
   "$ip" "$WORK/id_ed25519" >"$WORK/inventory.ini"
 
-log "tune.yml twice, ansible-core $VERSION on the controller container, SSH as admin with become"
+log "tune.yml twice, rollback.yml, tune.yml again: ansible-core $VERSION on the controller container, SSH as admin with become"
 # shellcheck disable=SC2016  # expanded in the controller container
 "$ROOT/scripts/controller.sh" --name ssh-check --env "ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections" \
   --env ANSIBLE_HOST_KEY_CHECKING=False --env ANSIBLE_FORCE_COLOR=0 --env "WORK=$WORK" --env "VENV=$VENV" -- bash -euc '
@@ -58,9 +59,11 @@ log "tune.yml twice, ansible-core $VERSION on the controller container, SSH as a
   apt-get update -qq && apt-get install -y -qq openssh-client >/dev/null
   "$VENV/bin/python" --version
   "$VENV/bin/ansible-playbook" --version | head -n 1
-  for run in 1 2; do
-    "$VENV/bin/ansible-playbook" -i "$WORK/inventory.ini" playbooks/tune.yml >"$WORK/run$run.log" 2>&1 ||
-      { tail -n 60 "$WORK/run$run.log"; echo "run $run failed"; exit 1; }
+  run=0
+  for playbook in tune tune rollback tune; do
+    run=$((run + 1))
+    "$VENV/bin/ansible-playbook" -i "$WORK/inventory.ini" "playbooks/$playbook.yml" >"$WORK/run$run.log" 2>&1 ||
+      { tail -n 60 "$WORK/run$run.log"; echo "run $run ($playbook.yml) failed"; exit 1; }
   done' 2>&1 | tee "$WORK/controller.log"
 
 recap1=$(grep -E '^auth1 +:' "$WORK/run1.log")
@@ -70,7 +73,11 @@ log "second run: $recap2"
 fail=0
 grep -q 'failed=0' <<<"$recap1" || fail=1
 grep -q 'changed=0 .*failed=0' <<<"$recap2" || { log "the second run changed something"; fail=1; }
-if grep -h 'does not support Ansible version' "$WORK/run1.log" "$WORK/run2.log"; then
+for run in 3 4; do
+  log "run $run ($([ $run = 3 ] && echo rollback.yml || echo tune.yml again)): $(grep -E '^auth1 +:' "$WORK/run$run.log" || echo none)"
+  grep -Eq '^auth1 +:.*failed=0' "$WORK/run$run.log" || fail=1
+done
+if grep -h 'does not support Ansible version' "$WORK"/run[1-4].log; then
   log "ansible-core warned that the collection does not support it"
   fail=1
 fi

@@ -224,6 +224,9 @@ class StopStart(_RunnerBase):
     def _stop_phase(self, again=False):
         self.phase = PHASE_STOP
         snap, infos = self._current_targets()
+        last = set(self.params.get('stop_last') or [])
+        if not again and last and self.kind == 'group' and self.params.get('daemon') == 'restarted':
+            return self._drain_before_daemon_restart(infos, last)
         running = [namespec(i['group'], i['name']) for i in infos if i['statename'] in RUNNING_STATES]
         waiting = [namespec(i['group'], i['name']) for i in infos if i['statename'] == STOPPING]
         if not running and not waiting:
@@ -244,6 +247,28 @@ class StopStart(_RunnerBase):
             self.changed = True
             self.actions.append('%sstopped %s gracefully, all at once (%s)'
                                 % ('re-' if again else '', self._what(), ', '.join(running)))
+        self._wait_stopped(running + waiting, t0, self.timeouts['stop'])
+
+    def _drain_before_daemon_restart(self, infos, last):
+        """With a daemon restart and ``stop_last``: the other programs stop gracefully (running tasks finish)
+        while the ``stop_last`` ones (Auth's gunicorn) keep serving; the daemon's restart then stops those."""
+        for i in infos:
+            self._report(i)
+        first = [i for i in infos if i['name'] not in last]
+        running = [namespec(i['group'], i['name']) for i in first if i['statename'] in RUNNING_STATES]
+        waiting = [namespec(i['group'], i['name']) for i in first if i['statename'] == STOPPING]
+        for i in first:
+            spec = namespec(i['group'], i['name'])
+            if spec in running and not self.reports[spec]['pid_before']:
+                self.reports[spec]['pid_before'] = i['pid'] or None
+        if not running and not waiting:
+            return
+        t0 = self.clock()
+        for spec in running:
+            self._stop_one('%s:%s' % (self.key, spec.split(':')[-1]))
+        self.changed = True
+        self.actions.append('stopped %s gracefully; %s kept serving until the daemon restarts'
+                            % (', '.join(running) or 'nothing', ', '.join(sorted(last))))
         self._wait_stopped(running + waiting, t0, self.timeouts['stop'])
 
     def _stop_one(self, spec):

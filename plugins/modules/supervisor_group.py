@@ -79,6 +79,8 @@ options:
     description:
       - With O(daemon=reloaded), programs of the group stopped only once the others have stopped, and
         started before them (Auth's C(gunicorn), so the website stays up while the workers drain).
+      - With O(daemon=restarted), the others stop gracefully first while these keep serving; the daemon's
+        restart then stops them, so the website is down only for the restart.
     type: list
     elements: str
     default: []

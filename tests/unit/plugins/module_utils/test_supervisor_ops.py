@@ -453,6 +453,29 @@ def test_daemon_restart_over_rpc():
     assert all(p['state_after'] == 'RUNNING' for p in res['processes'])
 
 
+def test_daemon_restart_with_stop_last_drains_the_others_first():
+    """gunicorn keeps serving while the workers drain; only the daemon's restart stops it."""
+    clock = FakeClock()
+    procs = myauth(stop_delay=3) + [FakeProc('myauth', 'gunicorn', pid=14)]
+    sup = FakeSupervisor(clock, procs)
+    seen = []
+    real_restart = sup.restart
+
+    def restart():
+        seen.append(dict((k, p.state) for k, p in sup.procs.items()))
+        real_restart()
+    sup.restart = restart
+    res = run(sup, clock, state='restarted', daemon='restarted', service_manager='rpc', stop_last=['gunicorn'])
+    stops = [c[1] for c in sup.calls if c[0] == 'stopProcess']
+    assert sorted(stops) == ['myauth:beat', 'myauth:worker_00', 'myauth:worker_01']
+    assert not [c for c in sup.calls if c[0] == 'stopProcessGroup']
+    assert seen[0]['myauth:gunicorn'] == 'RUNNING'
+    assert all(seen[0][k] == 'STOPPED' for k in ('myauth:beat', 'myauth:worker_00', 'myauth:worker_01'))
+    assert seen[0]['other:other'] == 'RUNNING'
+    assert any('gunicorn kept serving' in a for a in res['actions'])
+    assert all(p['state_after'] == 'RUNNING' for p in res['processes'])
+
+
 def test_daemon_not_coming_back():
     clock = FakeClock()
     sup = FakeSupervisor(clock, myauth())
