@@ -20,11 +20,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import calendar
 import errno
 import grp
 import hashlib
 import json
 import os
+import re
 import pwd
 import shutil
 import stat
@@ -39,6 +41,10 @@ SUBDIR = 'pristine'
 #: Larger files are not snapshotted (supervisor files are a few KiB).
 MAX_BYTES = 1024 * 1024
 KINDS = ('absent', 'link', 'file', 'directory')
+#: The name ending of the backups Ansible's copy and template make (``backup: true``): .PID.YYYY-MM-DD@HH:MM:SS~
+#: (the host's local time).
+BACKUP_SUFFIX = re.compile(r'\.[0-9]+\.([0-9]{4}-[0-9]{2}-[0-9]{2}@[0-9]{2}:[0-9]{2}:[0-9]{2})~$')
+TAKEN_AT = '%Y-%m-%d %H:%M:%S UTC'
 
 
 class SnapshotError(Exception):
@@ -101,8 +107,18 @@ def describe(path, with_content=True):
         raise SnapshotError('%s is neither a file, a link nor a directory: not snapshotted' % path)
     if st.st_size > MAX_BYTES:
         raise SnapshotError('%s is larger than %d bytes: not snapshotted' % (path, MAX_BYTES))
-    with open(path, 'rb') as handle:
-        data = handle.read(MAX_BYTES + 1)
+    # Read what lstat saw, not what a swap put there since: no link followed, the same inode.
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0))
+    except OSError as exc:
+        raise SnapshotError('cannot read %s: %s' % (path, exc.strerror))
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
+            raise SnapshotError('%s changed while it was read: run again' % path)
+        data = os.read(fd, MAX_BYTES + 1)
+    finally:
+        os.close(fd)
     base.update(kind='file', sha1=hashlib.sha1(data).hexdigest(), size=len(data))
     if with_content:
         base['content'] = base64.b64encode(data).decode('ascii')
@@ -211,8 +227,11 @@ def save(params, check_mode=False, clock=time.time):
     existing = read_record(directory, path)
     if existing is not None:
         return False, existing, 'kept the snapshot taken %s' % existing.get('taken_at', 'earlier')
+    # What root copies into its snapshot comes from a place nobody else can swap (absent places are safe).
+    if os.path.lexists(os.path.dirname(path)):
+        _parent_safe(path)
     record = describe(path)
-    record.update(format=FORMAT, taken_at=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(clock())))
+    record.update(format=FORMAT, taken_at=time.strftime(TAKEN_AT, time.gmtime(clock())))
     marker = params.get('managed_marker')
     if marker and record['kind'] == 'file' \
             and marker.encode('utf-8') in base64.b64decode(record['content']):
@@ -227,6 +246,22 @@ def _parent_safe(path):
     problems = root_safe_problems(os.path.dirname(path))
     if problems:
         raise SnapshotError('%s cannot be restored safely: %s' % (path, problems[0]))
+
+
+def _untouched(path, marker):
+    """Why ``path``, which has no snapshot, needs no restore (None when that cannot be told): it is absent, or
+    it does not hold the collection's ``marker``."""
+    now = describe(path, with_content=marker is not None)
+    if now['kind'] == 'absent':
+        return 'no snapshot, and %s is absent: nothing to restore' % path
+    if marker is None or now['kind'] == 'directory':
+        return None
+    if now['kind'] == 'link':
+        return 'no snapshot, and %s is a link (%s), not a file of the collection: nothing to restore' \
+            % (path, now['target'])
+    if marker.encode('utf-8') not in base64.b64decode(now['content']):
+        return 'no snapshot, and %s was not written by the collection: nothing to restore' % path
+    return None
 
 
 def _same(record, now):
@@ -279,11 +314,50 @@ def _replace_with_file(path, record):
     os.rename(tmp, path)
 
 
+def backups_since(record, path):
+    """Ansible's backups of ``path`` beside it that were made since ``record`` was taken (older ones, an admin's
+    own, are not the collection's to remove)."""
+    try:
+        taken = calendar.timegm(time.strptime(record.get('taken_at', ''), TAKEN_AT))
+    except ValueError:
+        return []
+    parent, base = os.path.split(path)
+    try:
+        names = sorted(os.listdir(parent))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        match = BACKUP_SUFFIX.search(name)
+        if not match or name[:match.start()] != base:
+            continue
+        try:
+            made = time.mktime(time.strptime(match.group(1), '%Y-%m-%d@%H:%M:%S'))
+        except (ValueError, OverflowError):
+            continue
+        full = os.path.join(parent, name)
+        if made >= taken - 1 and stat.S_ISREG(os.lstat(full).st_mode):
+            found.append(full)
+    return found
+
+
+def _remove_backups(record, path, check_mode):
+    found = backups_since(record, path) if record else []
+    if not check_mode:
+        for name in found:
+            os.unlink(name)
+    return found
+
+
 def restore(params, check_mode=False):
     """Put ``path`` back as its snapshot says. Returns (changed, record, now_before, note, warning)."""
     directory, path = params['directory'], params['path']
     record = read_record(directory, path)
     if record is None:
+        untouched = _untouched(path, params.get('managed_marker'))
+        if untouched:
+            # Never changed by the collection (or rolled back already): nothing to restore.
+            return False, None, describe(path, with_content=False), untouched, None
         raise SnapshotError('no snapshot of %s under %s: this host was not tuned by a version that keeps them '
                             '(0.3.0 or later), or the snapshot was removed. Nothing was changed; restore %s by '
                             'hand.' % (path, os.path.join(directory, SUBDIR), path))
@@ -348,7 +422,11 @@ def run_file_snapshot(params, check_mode=False, clock=time.time):
                     record_file=record_file(params['directory'], params['path']))
     if state == 'restored':
         changed, record, now, note, warning = restore(params, check_mode=check_mode)
-        result = dict(changed=changed, snapshot=summary(record), msg=note,
+        backups = _remove_backups(record, params['path'], check_mode) if params.get('remove_backups') else []
+        if backups:
+            changed, note = True, '%s; %s %d backup(s) made since the snapshot' % (
+                note, 'would remove' if check_mode else 'removed', len(backups))
+        result = dict(backups=backups, changed=changed, snapshot=summary(record) if record else None, msg=note,
                       record_file=record_file(params['directory'], params['path']),
                       diff=dict(before='%s: %s\n' % (params['path'], label(now)),
                                 after='%s: %s\n' % (params['path'], label(record) if changed else label(now))))

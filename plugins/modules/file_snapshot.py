@@ -19,6 +19,9 @@ description:
     before the first change.
   - V(restored) puts O(path) back as its snapshot says - the link made again, the file rewritten (a temporary
     file renamed over it), or the path removed when it did not exist before. An existing directory is left as it is.
+    Without a snapshot, a path that is absent, or (with O(managed_marker)) a link or a file without the marker, was
+    never changed by the collection or is back already, and is left as it is; any other path without a snapshot
+    is refused (a version that kept no snapshots changed it).
   - V(absent) removes the snapshot, so the next run takes a new one (after a rollback).
   - Snapshots are 0600 files of root under O(directory)/pristine, a directory of root with mode 0700. A snapshot
     that is not root's and 0600 is not trusted and is refused, and so is a path whose parent directory anyone
@@ -60,13 +63,20 @@ options:
     description:
       - A line that only files written by this collection hold. A file that holds it when the snapshot is taken was
         already written by an earlier run of a version that kept no snapshots; its snapshot is marked, and
-        V(restored) refuses it instead of putting back a tuned file.
+        V(restored) refuses it instead of putting back a tuned file. With V(restored), a path without a snapshot
+        that does not hold the marker needs no restore.
     type: str
   remove_tree:
     description:
       - With O(state=restored), a path that did not exist before and is a directory now is removed with all it
         holds (the memmon virtualenv the collection made). Without it only an empty directory is removed; one that
         holds files is left, with a warning.
+    type: bool
+    default: false
+  remove_backups:
+    description:
+      - With O(state=restored), also remove the backups Ansible made of O(path) beside it (C(NAME.PID.DATE@TIME~),
+        from C(backup=true)) since the snapshot was taken. Older backups, an admin's own, stay.
     type: bool
     default: false
 """
@@ -94,7 +104,8 @@ snapshot:
   description:
     - The snapshot, without a file's content - C(path), C(kind) (V(absent), V(link), V(file) or V(directory)),
       C(target), C(owner), C(group), C(uid), C(gid), C(mode), C(sha1), C(size), C(taken_at), and C(managed) when
-      the file was already the collection's. Null after V(absent) when there was none.
+      the file was already the collection's. Null when there was none (V(absent), or V(restored) of a path the
+      collection never changed).
   returned: always
   type: dict
   sample: {"path": "/etc/supervisor/conf.d/myauth.conf", "kind": "link",
@@ -104,6 +115,12 @@ record_file:
   returned: always
   type: str
   sample: /var/lib/authops-celery-tuning/pristine/%2Fetc%2Fsupervisor%2Fconf.d%2Fmyauth.conf.json
+backups:
+  description: With O(remove_backups), the backups removed (in check mode, those that would be).
+  returned: when O(state=restored)
+  type: list
+  elements: str
+  sample: ["/etc/supervisor/supervisord.conf.4711.2026-12-03@06:30:00~"]
 msg:
   description: What was done, in words.
   returned: always
@@ -127,6 +144,7 @@ def main():
             directory=dict(type='path', default=DEFAULT_DIRECTORY),
             managed_marker=dict(type='str'),
             remove_tree=dict(type='bool', default=False),
+            remove_backups=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )

@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import json
 import os
+import time
 
 import pytest
 
@@ -96,9 +97,45 @@ def test_a_file_already_tuned_is_marked_and_refused(place):
         fs.run_file_snapshot(params(place, conf, state='restored'))
 
 
-def test_no_snapshot_is_a_clear_refusal(place):
+def test_no_snapshot_is_a_clear_refusal_unless_the_collection_never_changed_the_path(place):
+    marker = 'authops.celery_tuning.memmon'
+    conf = place['etc'] / 'x.conf'
+    # absent (never written, or rolled back already): nothing to restore, also a second time
+    results = [fs.run_file_snapshot(params(place, conf, state='restored', managed_marker=marker)) for attempt in (1, 2)]
+    assert all(not r['changed'] and r['snapshot'] is None and 'nothing to restore' in r['msg'] for r in results)
+    conf.write_text('; the packaged file\n')
+    assert not fs.run_file_snapshot(params(place, conf, state='restored', managed_marker=marker))['changed']
+    link = place['etc'] / 'myauth.conf'
+    os.symlink('/home/allianceserver/myauth/supervisor.conf', str(link))
+    assert not fs.run_file_snapshot(params(place, link, state='restored', managed_marker=marker))['changed']
+    # the collection's file, or one the marker cannot tell: refused, and left as it is
+    conf.write_text('; written by %s\n' % marker)
     with pytest.raises(fs.SnapshotError, match='no snapshot of .* Nothing was changed'):
-        fs.run_file_snapshot(params(place, place['etc'] / 'x.conf', state='restored'))
+        fs.run_file_snapshot(params(place, conf, state='restored', managed_marker=marker))
+    with pytest.raises(fs.SnapshotError, match='no snapshot of'):
+        fs.run_file_snapshot(params(place, conf, state='restored'))
+    assert marker in conf.read_text()
+
+
+def test_a_snapshot_is_not_taken_from_a_place_others_can_change(place):
+    shared = place['etc'] / 'shared'
+    shared.mkdir()
+    (shared / 'a.conf').write_text('secret\n')
+    os.chmod(str(shared), 0o777)
+    with pytest.raises(fs.SnapshotError, match='cannot be restored safely'):
+        fs.run_file_snapshot(params(place, shared / 'a.conf'))
+    assert not os.path.exists(fs.record_file(place['state'], str(shared / 'a.conf')))
+
+
+def test_a_file_swapped_while_it_is_read_is_not_copied(place, monkeypatch):
+    conf = place['etc'] / 'a.conf'
+    conf.write_text('x\n')
+    other = place['etc'] / 'other'
+    other.write_text('y\n')
+    real_lstat = os.lstat
+    monkeypatch.setattr(fs.os, 'lstat', lambda p: real_lstat(str(other)) if p == str(conf) else real_lstat(p))
+    with pytest.raises(fs.SnapshotError, match='changed while it was read'):
+        fs.describe(str(conf))
 
 
 @pytest.mark.parametrize('mode, uid', [(0o644, 0), (0o600, 1000)])
@@ -155,3 +192,23 @@ def test_an_unsafe_snapshot_directory_is_refused(place, tmp_path):
     os.chmod(str(unsafe), 0o777)
     with pytest.raises(fs.SnapshotError, match='not root-safe'):
         fs.run_file_snapshot(dict(path=str(place['etc'] / 'a'), directory=str(unsafe / 'state'), state='saved'))
+
+
+def test_only_the_backups_made_since_the_snapshot_are_removed(place):
+    conf = place['etc'] / 'supervisord.conf'
+    conf.write_text('; the packaged file\n')
+    old = place['etc'] / 'supervisord.conf.100.2001-01-01@00:00:00~'
+    old.write_text('an admin backup\n')
+    fs.run_file_snapshot(params(place, conf), clock=lambda: 1e9)  # 2001-09-09
+    stamp = time.strftime('%Y-%m-%d@%H:%M:%S', time.localtime(2e9))
+    new = place['etc'] / ('supervisord.conf.4711.%s~' % stamp)
+    new.write_text('; the packaged file\n')
+    other = place['etc'] / ('other.conf.4711.%s~' % stamp)
+    other.write_text('x\n')
+    conf.write_text('; tuned\n')
+    check = fs.run_file_snapshot(params(place, conf, state='restored', remove_backups=True), check_mode=True)
+    assert check['backups'] == [str(new)] and new.exists()
+    done = fs.run_file_snapshot(params(place, conf, state='restored', remove_backups=True))
+    assert done['changed'] and done['backups'] == [str(new)] and 'removed 1 backup' in done['msg']
+    assert not new.exists() and old.exists() and other.exists()
+    assert conf.read_text() == '; the packaged file\n'
