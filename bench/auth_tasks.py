@@ -61,7 +61,7 @@ def docker(*args, check=True, capture=True, timeout=None):
     return subprocess.run(["docker"] + list(args), check=check, capture_output=capture, text=True, timeout=timeout)
 
 
-def plan(facts, **worker):
+def plan(facts, profile=None, **worker):
     """One worker's plan from the collection's planner (the worker_flags module's defaults), for Auth's
     program ``worker`` in the image: Auth's celery, app myauth, node names worker_00, worker_01, ..."""
     spec = {"name": "worker", "app": "myauth", "celery_bin": AUTH_CELERY,
@@ -69,7 +69,7 @@ def plan(facts, **worker):
     spec.update(worker)
     result = worker_plan.plan_workers(
         [spec], cpu_count=facts["cpu_count"], memory_total=facts["memory_bytes"],
-        cpu_source=facts["cpu_count_source"], memory_source=facts["memory_source"])
+        cpu_source=facts["cpu_count_source"], memory_source=facts["memory_source"], profile=profile)
     return result["workers"][0]
 
 
@@ -107,23 +107,33 @@ def wait_booted(name):
     raise RuntimeError("%s: systemd %s, and mariadb/redis-server/supervisor not all active after 60 s" % (name, state))
 
 
-def run_in_container(name, spec, keep_logs):
-    """Copy the bench in, add benchesi to the project, run the driver; its result."""
+def install(name):
+    """Copy the bench in and add benchesi to the project."""
     docker("cp", str(ROOT / "bench" / "auth_bench"), "%s:%s" % (name, INSIDE))
     setup = ("set -e; rm -rf {p}/benchesi; cp -r {i}/benchesi {p}/benchesi; "
              "find {p}/benchesi -name __pycache__ -prune -exec rm -rf {{}} +; chown -R allianceserver: {p}/benchesi; "
              "printf '\\n%s\\n' \"$APP_LINE\" >>{p}/myauth/settings/local.py").format(p=PROJECT, i=INSIDE)
     docker("exec", "-e", "APP_LINE=" + APP_LINE, name, "bash", "-c", setup)
+
+
+def run_in_container(name, spec, keep_logs):
+    """Run the driver on spec; its result."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(spec, fh)
     docker("cp", fh.name, "%s:%s/spec.json" % (name, INSIDE))
     os.unlink(fh.name)
-    proc = subprocess.run(["docker", "exec", "-w", PROJECT, name, AUTH_PYTHON, INSIDE + "/driver.py",
-                           INSIDE + "/spec.json", INSIDE + "/result.json"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
-    for line in proc.stderr.splitlines():  # the driver's progress lines (Auth's DEBUG startup lines left out)
-        if line.startswith("auth_tasks:") or proc.returncode:
-            print(line, file=sys.stderr)
+    proc = subprocess.Popen(["docker", "exec", "-w", PROJECT, name, AUTH_PYTHON, INSIDE + "/driver.py",
+                             INSIDE + "/spec.json", INSIDE + "/result.json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    other = []
+    for line in proc.stderr:  # the driver's progress lines as they come; the rest (Auth's DEBUG lines) on failure
+        if line.startswith("auth_tasks:"):
+            print(line, end="", file=sys.stderr, flush=True)
+        else:
+            other = (other + [line])[-200:]
+    proc.wait()
+    if proc.returncode:
+        print("".join(other), file=sys.stderr)
     if keep_logs:
         docker("cp", "%s:%s/logs" % (name, INSIDE), str(keep_logs), check=False)
     if proc.returncode:
@@ -131,7 +141,19 @@ def run_in_container(name, spec, keep_logs):
     return json.loads(docker("exec", name, "cat", INSIDE + "/result.json").stdout)
 
 
-def profile(rows):
+def replan(facts, row):
+    """What the planner gives for workload io with this row's measurement as worker_profile would report it
+    (the backlog never emptied during the drain)."""
+    measured = {"workers": [{"name": "worker", "task_seconds": row["task_ms_mean"] / 1000,
+                             "cpu_seconds_per_task": row["cpu_ms_per_task"] / 1000, "tasks": row["tasks"],
+                             "backlog_min": 1, "in_flight_mean": row["concurrency"] * row["numprocs"]}],
+                "db_driver": "mysqlclient"}
+    p = plan(facts, profile=measured, workload="io")
+    return {"pool": p["pool"], "concurrency": p["concurrency"], "numprocs": len(p["process_names"]),
+            "explain": p["explain"]}
+
+
+def profile(rows, facts=None):
     """The measured task time and CPU per task against the planner's built-in profile (sizing.py)."""
     builtin = {"task_ms": 1000 * sizing.DEFAULT_TASK_SECONDS, "cpu_ms": 1000 * sizing.DEFAULT_TASK_CPU_SECONDS}
     shipped = next(r for r in rows if r["kind"] == "auth_shipped")
@@ -143,7 +165,8 @@ def profile(rows):
                 "cpu_ratio": round(row["cpu_ms_per_task"] / builtin["cpu_ms"], 2),
                 "wall_over_cpu": round(row["task_ms_mean"] / row["cpu_ms_per_task"], 1) if row["task_ms_mean"] else None}
     cpus = sorted(r["cpu_ms_per_task"] for r in rows)
-    return {"builtin": dict(builtin, wall_over_cpu=round(builtin["task_ms"] / builtin["cpu_ms"], 1),
+    replanned = replan(facts or host_facts(), shipped) if shipped["task_ms_mean"] else None
+    return {"plan_with_measured_profile": replanned,"builtin": dict(builtin, wall_over_cpu=round(builtin["task_ms"] / builtin["cpu_ms"], 1),
                             source="plugins/module_utils/sizing.py DEFAULT_TASK_SECONDS, DEFAULT_TASK_CPU_SECONDS"),
             "auth_shipped": one(shipped), "per_row": [one(r) for r in rows],
             "cpu_ms_per_task_range": [cpus[0], cpus[-1]],
@@ -165,6 +188,18 @@ def overlaps(rows):
     return out
 
 
+def derive(rows):
+    """Per row: ratio to Auth's shipped threads 5, and the ideal (every slot busy for a mean task time)."""
+    shipped = next(r for r in rows if r["kind"] == "auth_shipped")["tasks_per_s"]
+    for row in rows:
+        row["ratio_to_auth"] = round(row["tasks_per_s"] / shipped, 2)
+        slots = row["concurrency"] * row["numprocs"]
+        row["ideal_tasks_per_s"] = round(slots / (row["task_ms_mean"] / 1000), 1) if row["task_ms_mean"] else None
+        row["pct_of_ideal"] = round(100 * row["tasks_per_s"] / row["ideal_tasks_per_s"], 1) \
+            if row["ideal_tasks_per_s"] else None
+    return rows
+
+
 def markdown(report):
     rows = report["rows"]
     shipped = next(r for r in rows if r["kind"] == "auth_shipped")["tasks_per_s"]
@@ -172,17 +207,19 @@ def markdown(report):
            "%d update_alliance), ESI stub 100-300 ms\n" % (
                report["versions"].get("allianceauth"), report["n"], rows[0]["tasks"], rows[0]["characters"],
                rows[0]["corporations"], rows[0]["alliances"]),
-           "| | config | kind | pool | conc. x procs | drain s | tasks/s | spread | x Auth | task ms | CPU ms/task "
-           "| peak RSS MiB | DB conns | lost | failed | load |",
-           "|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| | config | kind | pool | conc. x procs | drain s | tasks/s | spread | x Auth | % ideal | task ms "
+           "| CPU ms/task | peak RSS MiB | DB conns | lost | failed | load |",
+           "|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         spread = "%.1f-%.1f (%d runs)" % (r["tasks_per_s_spread"][0], r["tasks_per_s_spread"][1], r["repeats"]) \
             if r["repeats"] > 1 else "1 run"
-        out.append("| %s | %s | %s | %s | %d x %d | %.1f | %.1f | %s | %.2f | %.0f | %.1f | %.0f | %d | %d | %d | %.1f |" % (
-            r["key"], r["label"].split(": ", 1)[-1], r["kind"], r["pool"], r["concurrency"], r["numprocs"],
-            r["drain_s"], r["tasks_per_s"], spread, r["tasks_per_s"] / shipped, r["task_ms_mean"] or 0,
-            r["cpu_ms_per_task"], r["peak_rss_mib"], r["db_connections"], r["lost"], r["failed_logged"],
-            r["loadavg_1m_after"]))
+        out.append("| %s | %s | %s | %s | %d x %d | %.1f | %.1f | %s | %.2f | %.0f | %.0f | %.1f | %.0f | %d | %d | %d "
+                   "| %.1f |" % (
+                       r["key"], r["label"].split(": ", 1)[-1], r["kind"], r["pool"], r["concurrency"], r["numprocs"],
+                       r["drain_s"], r["tasks_per_s"], spread, r["tasks_per_s"] / shipped, r["pct_of_ideal"] or 0,
+                       r["task_ms_mean"] or 0,
+                       r["cpu_ms_per_task"], r["peak_rss_mib"], r["db_connections"], r["lost"], r["failed_logged"],
+                       r["loadavg_1m_after"]))
     if report["within_spread"]:
         out.append("\nwithin each other's spread (tasks/s): " + ", ".join("%s ~ %s" % tuple(p) for p in report["within_spread"]))
     prof = report["profile"]
@@ -191,6 +228,10 @@ def markdown(report):
                "(built-in %.1f ms, x%.2f), wall/CPU %.0f (built-in %.0f); CPU ms per task over all rows %.1f-%.1f"
                % (s["task_ms"], b["task_ms"], s["task_ratio"], s["cpu_ms_per_task"], b["cpu_ms"], s["cpu_ratio"],
                   s["wall_over_cpu"], b["wall_over_cpu"], prof["cpu_ms_per_task_range"][0], prof["cpu_ms_per_task_range"][1]))
+    again = prof.get("plan_with_measured_profile")
+    if again:
+        out.append("\nthe planner with this measurement (as worker_profile would give it): %s %d x %d: %s"
+                   % (again["pool"], again["concurrency"], again["numprocs"], "; ".join(again["explain"][-2:])))
     auto = next(r for r in rows if r["kind"] == "auto")
     out.append("\n(d) worker_flags argv: `%s`" % " ".join(auto["argv"][1:]))
     out.append("\nhost: %d CPUs, load average (1 min) %.2f before, %.2f after; set took %.0f s; %s" % (
@@ -207,7 +248,17 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="runs in all of a row shorter than --min-seconds")
     parser.add_argument("--out", default=str(ROOT / "results"), help="where bench.json is (auth_tasks merged in)")
     parser.add_argument("--keep-logs", help="copy the worker logs into this directory")
+    parser.add_argument("--render", action="store_true",
+                        help="no run: recompute the derived figures of OUT/bench.json's auth_tasks and print its table")
     opts = parser.parse_args()
+    if opts.render:
+        path = pathlib.Path(opts.out) / "bench.json"
+        data = json.loads(path.read_text(encoding="utf-8"))
+        report = data["auth_tasks"]
+        report.update(rows=derive(report["rows"]), within_spread=overlaps(report["rows"]), profile=profile(report["rows"]))
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(markdown(report))
+        return 0
     if not shutil.which("docker") or docker("image", "inspect", IMAGE, check=False).returncode != 0:
         print("auth_tasks: skipped: docker or the image %s is missing (make images builds it)" % IMAGE)
         return 0
@@ -228,10 +279,22 @@ def main():
         docker("run", "-d", "--name", name, *RUN_FLAGS, IMAGE, "/lib/systemd/systemd")
         wait_booted(name)
         log("container %s from %s booted" % (name, IMAGE))
+        install(name)
         result = run_in_container(name, spec, opts.keep_logs)
+        # (p): the planner again, with the threads 5 row's measurement (when that gives a configuration not run yet)
+        shipped = next(r for r in result["rows"] if r["kind"] == "auth_shipped")
+        again = replan(facts, shipped) if shipped["task_ms_mean"] and not opts.only else None
+        if again and all((c["pool"], c["concurrency"], c["numprocs"]) != (again["pool"], again["concurrency"],
+                                                                         again["numprocs"]) for c in sets):
+            p = plan(facts, pool=again["pool"], concurrency=again["concurrency"], numprocs=again["numprocs"])
+            config = {"key": "p", "kind": "other", "label": "planner with the measured profile",
+                      "pool": p["pool"], "concurrency": p["concurrency"], "numprocs": len(p["process_names"]),
+                      "argv": p["argv"]}
+            log("planner with threads 5's measurement: %s %d x %d" % (p["pool"], p["concurrency"], config["numprocs"]))
+            result["rows"] += run_in_container(name, dict(spec, configs=[config]), opts.keep_logs)["rows"]
     finally:
         docker("rm", "-f", name, check=False)
-    rows = result["rows"]
+    rows = derive(result["rows"])
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "image": IMAGE, "n": opts.n, "host": facts, "rows": rows,
@@ -246,7 +309,7 @@ def main():
         "tasks_queued": "as run_model_update: update_corp per corporation, update_alliance per alliance, then "
                         "update_character per character (what update_character_chunk queues for changed characters), "
                         "priority 7, no countdown",
-        "within_spread": overlaps(rows), "profile": profile(rows), "versions": result["versions"],
+        "within_spread": overlaps(rows), "profile": profile(rows, facts), "versions": result["versions"],
         "max_connections": result["max_connections"], "kinds": ["guide_default", "auth_shipped", "auto", "other"],
         "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "seconds": round(time.monotonic() - began, 1),
