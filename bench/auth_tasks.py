@@ -166,7 +166,8 @@ def profile(rows, facts=None):
                 "wall_over_cpu": round(row["task_ms_mean"] / row["cpu_ms_per_task"], 1) if row["task_ms_mean"] else None}
     cpus = sorted(r["cpu_ms_per_task"] for r in rows)
     replanned = replan(facts or host_facts(), shipped) if shipped["task_ms_mean"] else None
-    return {"plan_with_measured_profile": replanned,"builtin": dict(builtin, wall_over_cpu=round(builtin["task_ms"] / builtin["cpu_ms"], 1),
+    return {"plan_with_measured_profile": replanned,
+            "builtin": dict(builtin, wall_over_cpu=round(builtin["task_ms"] / builtin["cpu_ms"], 1),
                             source="plugins/module_utils/sizing.py DEFAULT_TASK_SECONDS, DEFAULT_TASK_CPU_SECONDS"),
             "auth_shipped": one(shipped), "per_row": [one(r) for r in rows],
             "cpu_ms_per_task_range": [cpus[0], cpus[-1]],
@@ -284,8 +285,8 @@ def main():
         # (p): the planner again, with the threads 5 row's measurement (when that gives a configuration not run yet)
         shipped = next(r for r in result["rows"] if r["kind"] == "auth_shipped")
         again = replan(facts, shipped) if shipped["task_ms_mean"] and not opts.only else None
-        if again and all((c["pool"], c["concurrency"], c["numprocs"]) != (again["pool"], again["concurrency"],
-                                                                         again["numprocs"]) for c in sets):
+        wanted = (again["pool"], again["concurrency"], again["numprocs"]) if again else None
+        if wanted and all((c["pool"], c["concurrency"], c["numprocs"]) != wanted for c in sets):
             p = plan(facts, pool=again["pool"], concurrency=again["concurrency"], numprocs=again["numprocs"])
             config = {"key": "p", "kind": "other", "label": "planner with the measured profile",
                       "pool": p["pool"], "concurrency": p["concurrency"], "numprocs": len(p["process_names"]),

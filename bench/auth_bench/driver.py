@@ -221,8 +221,9 @@ def start_workers(config, logdir):
         dead = [p for p in procs if p.poll() is not None]
         if dead or time.monotonic() - started > 180:
             stop_workers(procs)
-            raise RuntimeError("%s: workers %s:\n%s" % (config["label"], "exited" if dead else "silent for 180 s",
-                                                         open(logs[0], encoding="utf-8").read()[-3000:]))
+            with open(logs[0], encoding="utf-8") as fh:
+                text = fh.read()[-3000:]
+            raise RuntimeError("%s: workers %s:\n%s" % (config["label"], "exited" if dead else "silent for 180 s", text))
     return procs, logs, time.monotonic() - started
 
 

@@ -81,7 +81,7 @@ class StubEsiClient:
     def __init__(self, base_url):
         http = httpx2.Client(base_url=base_url, timeout=build_timeout(), limits=build_limits(),
                              headers={"User-Agent": "authops-bench (offline ESI stub)"})
-        self.Alliance = _Tag(http, {  # pylint: disable=invalid-name  (ESI's tag names)
+        self.Alliance = _Tag(http, {  # pylint: disable=invalid-name  # ESI's tag names
             "GetAlliancesAllianceId": ("GET", "/alliances/{alliance_id}/", None),
             "GetAlliancesAllianceIdCorporations": ("GET", "/alliances/{alliance_id}/corporations/", None)})
         self.Character = _Tag(http, {  # pylint: disable=invalid-name
