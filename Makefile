@@ -16,7 +16,7 @@ FULL_EXTRA ?= adopt
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv link lint sanity units integration molecule images test checks test-full ssh-check demo demo-clean build clean bench bench-noop matrix
+.PHONY: help venv link lint sanity units integration molecule images test checks test-full ssh-check demo demo-clean build clean bench bench-noop bench-auth matrix
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -101,13 +101,18 @@ demo-clean: ## stop the demo's supervisord and remove .demo/
 	-[ -x .demo/venv/bin/supervisorctl ] && .demo/venv/bin/supervisorctl -c .demo/supervisord.conf shutdown
 	rm -rf .demo
 
-bench: venv link ## pools, graceful restart and memmon on a local Redis; BENCH_ARGS=--quick for a short run
+bench: venv link ## pools, graceful restart, memmon; no-op tune; Auth's own tasks (BENCH_ARGS=--quick, BENCH_AUTH_ARGS)
 	@cat bench/requirements.txt extensions/standin/requirements.txt | cmp -s - .cache/bench-venv/.installed || { \
 	  $(PYTHON) -m venv .cache/bench-venv && .cache/bench-venv/bin/pip install -q -r bench/requirements.txt && \
 	  cat bench/requirements.txt extensions/standin/requirements.txt >.cache/bench-venv/.installed; }
 	.cache/bench-venv/bin/python bench/bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/noop.py
+	$(BIN)/python bench/auth_tasks.py $(BENCH_AUTH_ARGS)
 
 bench-noop: venv link ## a no-change tune.yml against a real Auth 5.5 container vs a bare gather-facts play
 	scripts/ensure-docker.sh
 	$(BIN)/python bench/noop.py
+
+bench-auth: venv link ## Auth 5.5's own update tasks in the real Auth image under the worker configs (auth_tasks in results/bench.json)
+	scripts/ensure-docker.sh
+	$(BIN)/python bench/auth_tasks.py $(BENCH_AUTH_ARGS)

@@ -1,0 +1,1 @@
+"""Bench only: Auth's ESI client replaced at its seam, ``open_api_provider`` (see client.py)."""

@@ -1,0 +1,421 @@
+"""The auth_tasks bench inside a real Auth 5.5 container (run by bench/auth_tasks.py, never by hand).
+
+    /home/allianceserver/venv/auth/bin/python driver.py SPEC.json OUT.json
+
+Runs as root with Auth's venv and settings (myauth.settings.local). Stops Auth's supervisor programs,
+loads the bench universe into Auth's database (EveAllianceInfo, EveCorporationInfo, EveCharacter, the
+layout of esi_stub.py, all rows stale), starts the ESI stub, then for each configuration of SPEC:
+
+1. starts the configuration's worker processes as the Auth user, from the project directory, with the
+   argv the planner gave (Auth's own ``celery -A myauth worker ...``), each answering a control ping;
+   the workers stop consuming (cancel_consumer) while the tasks are queued;
+2. queues Auth's update tasks the way ``run_model_update`` does (update_corp per corporation,
+   update_alliance per alliance, then per character; priority 7), but without its random countdown of
+   up to 600 s, and for every character ``update_character`` (what update_character_chunk queues for a
+   character whose affiliation changed, and for every character when the bulk call fails);
+3. FLUSH STATUS, CPU times of the worker processes, add_consumer, and waits until every task's effect is
+   in the database (rows carrying the run's marker: see esi_stub.py) or nothing moved for 60 s;
+4. reads the worker logs (--loglevel=info: "Task ... succeeded in Xs"), Max_used_connections, the CPU
+   times again, and stops the workers with TERM.
+
+SPEC: {"n": characters, "configs": [{"key", "kind", "label", "pool", "concurrency", "numprocs", "argv"}],
+"min_seconds": 15, "repeats": 3}. A configuration whose drain is shorter than min_seconds runs
+``repeats`` times in all. Progress goes to stderr, the result (JSON) to OUT.
+"""
+
+import datetime
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+PROJECT = "/home/allianceserver/myauth"
+AA_USER = "allianceserver"
+HERE = os.path.dirname(os.path.abspath(__file__))
+STUB_PORT = 8091
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+MIB = 1024 * 1024
+TASK_PRIORITY = 7  # allianceauth.eveonline.tasks.TASK_PRIORITY
+LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/[^\]]*\] Task ([\w.]+)\[([\w-]+)\] "
+                      r"(succeeded in ([\d.e-]+)s|raised unexpected|retry)")
+
+sys.path.insert(0, PROJECT)
+sys.path.insert(0, HERE)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myauth.settings.local")
+import django  # noqa: E402  pylint: disable=wrong-import-position
+
+django.setup()
+from django.db import connection  # noqa: E402  pylint: disable=wrong-import-position
+
+from allianceauth.eveonline import tasks as eve_tasks  # noqa: E402  pylint: disable=wrong-import-position
+from allianceauth.eveonline.models import (  # noqa: E402  pylint: disable=wrong-import-position
+    EveAllianceInfo, EveCharacter, EveCorporationInfo)
+from myauth.celery import app  # noqa: E402  pylint: disable=wrong-import-position
+import esi_stub  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def log(msg):
+    print("auth_tasks: %s" % msg, file=sys.stderr, flush=True)
+
+
+def sh(*argv):
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def mysql(sql):
+    """As root over the unix socket (Debian's MariaDB); returns {name: value} of two-column rows."""
+    out = sh("mysql", "-u", "root", "-N", "-B", "-e", sql)
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+
+# ------------------------------------------------------------------------------------------------
+# /proc: the workers' process trees
+# ------------------------------------------------------------------------------------------------
+
+def tree(root_pids):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            children.setdefault(int(stat[stat.rindex(b")") + 2:].split()[1]), []).append(int(entry))
+    out, todo = [], list(root_pids)
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+def rss_bytes(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/statm" % pid, "rb") as fh:
+                total += int(fh.read().split()[1]) * PAGE
+        except OSError:
+            pass
+    return total
+
+
+def cpu_seconds(pids):
+    """utime + stime of each live process (and of its waited-for children), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / TICK
+
+
+class Sampler(threading.Thread):
+    """Peak RSS of all worker processes, every 100 ms."""
+
+    def __init__(self, roots):
+        super().__init__(daemon=True)
+        self.roots, self.peak, self.samples = roots, 0, 0
+        self.stop_event = threading.Event()
+
+    def run(self):
+        while not self.stop_event.wait(0.1):
+            self.peak = max(self.peak, rss_bytes(tree(self.roots)))
+            self.samples += 1
+
+    def finish(self):
+        self.stop_event.set()
+        self.join(timeout=5)
+        return self.peak
+
+
+# ------------------------------------------------------------------------------------------------
+# the universe in Auth's database
+# ------------------------------------------------------------------------------------------------
+
+def universe(n):
+    chars = [esi_stub.CHAR_BASE + i for i in range(n)]
+    corps = sorted({esi_stub.corp_of(c) for c in chars})
+    alliances = sorted({esi_stub.alliance_of(c) for c in corps})
+    return chars, corps, alliances
+
+
+def load(n):
+    """Stale rows for n characters, their corporations and alliances (bulk, as an import would)."""
+    chars, corps, alliances = universe(n)
+    old = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+    EveCharacter.objects.filter(character_id__gte=esi_stub.CHAR_BASE, character_id__lt=esi_stub.CORP_BASE).delete()
+    EveCorporationInfo.objects.filter(corporation_id__gte=esi_stub.CORP_BASE).delete()
+    EveAllianceInfo.objects.filter(alliance_id__gte=esi_stub.ALLIANCE_BASE).delete()
+    EveAllianceInfo.objects.bulk_create([EveAllianceInfo(
+        alliance_id=a, alliance_name="Old Alliance %d" % a, alliance_ticker="OLD", executor_corp_id=0,
+        last_updated=old) for a in alliances])
+    by_id = {a.alliance_id: a for a in EveAllianceInfo.objects.filter(alliance_id__in=alliances)}
+    EveCorporationInfo.objects.bulk_create([EveCorporationInfo(
+        corporation_id=c, corporation_name="Old Corp %d" % c, corporation_ticker="OLD", member_count=1, ceo_id=2,
+        alliance=by_id[esi_stub.alliance_of(c)], last_updated=old) for c in corps], batch_size=1000)
+    EveCharacter.objects.bulk_create([EveCharacter(
+        character_id=c, character_name="Old Pilot %d" % c, corporation_id=esi_stub.corp_of(c),
+        corporation_name="Old Corp", corporation_ticker="OLD", alliance_id=esi_stub.alliance_of(esi_stub.corp_of(c)),
+        alliance_name="Old Alliance", alliance_ticker="OLD", last_updated_affiliations=old, last_updated_other=old)
+        for c in chars], batch_size=1000)
+    return chars, corps, alliances
+
+
+def effects(universe_ids, marker):
+    """How many of the queued tasks have their effect in the database (rows carrying the marker)."""
+    chars, corps, alliances = universe_ids
+    stamp = datetime.datetime.fromtimestamp(marker, datetime.timezone.utc)
+    got_chars = EveCharacter.objects.filter(character_id__in=chars, last_updated_affiliations=stamp,
+                                            last_updated_other=stamp).count()
+    got_corps = EveCorporationInfo.objects.filter(corporation_id__in=corps, last_updated=stamp).count()
+    got_alliances = EveAllianceInfo.objects.filter(alliance_id__in=alliances, last_updated=stamp).count()
+    connection.close()  # a fresh connection (and snapshot) at the next poll
+    return got_chars, got_corps, got_alliances
+
+
+# ------------------------------------------------------------------------------------------------
+# the stub and the workers
+# ------------------------------------------------------------------------------------------------
+
+def stub(path, body=None):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (STUB_PORT, path),
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def worker_env():
+    return {"PATH": "/home/allianceserver/venv/auth/bin:/usr/local/bin:/usr/bin:/bin", "HOME": "/home/allianceserver",
+            "USER": AA_USER, "LOGNAME": AA_USER, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
+            "BENCH_ESI_URL": "http://127.0.0.1:%d" % STUB_PORT}
+
+
+def start_workers(config, logdir):
+    procs, logs = [], []
+    for num in range(config["numprocs"]):
+        expansions = {"program_name": "worker", "group_name": "myauth", "process_num": num,
+                      "host_node_name": os.uname().nodename}
+        argv = [arg % expansions for arg in config["argv"]]
+        path = os.path.join(logdir, "%s-%02d.log" % (config["key"], num))
+        with open(path, "w", encoding="utf-8") as fh:
+            os.chown(path, 0, 0)
+            procs.append(subprocess.Popen(argv, cwd=PROJECT, env=worker_env(), stdout=fh, stderr=subprocess.STDOUT,
+                                          user=AA_USER, group=AA_USER, extra_groups=[], start_new_session=True))
+        logs.append(path)
+    started = time.monotonic()
+    while len(app.control.ping(timeout=0.5)) < len(procs):
+        dead = [p for p in procs if p.poll() is not None]
+        if dead or time.monotonic() - started > 180:
+            stop_workers(procs)
+            with open(logs[0], encoding="utf-8") as fh:
+                text = fh.read()[-3000:]
+            raise RuntimeError("%s: workers %s:\n%s" % (config["label"], "exited" if dead else "silent for 180 s", text))
+    return procs, logs, time.monotonic() - started
+
+
+def stop_workers(procs):
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return [p.returncode for p in procs]
+
+
+def consume(on, count):
+    """As bench.py: workers stop consuming while the backlog is queued; a pause is confirmed."""
+    control = app.control.add_consumer if on else app.control.cancel_consumer
+    replies = control("celery", reply=True, timeout=10.0, limit=count)
+    if len(replies) < count:
+        raise RuntimeError("%s: %d of %d workers replied" % (control.__name__, len(replies), count))
+    deadline = time.monotonic() + 15
+    while not on:
+        queues = app.control.inspect(timeout=1.0).active_queues() or {}
+        if len(queues) >= count and not any(q.get("name") == "celery" for qs in queues.values() for q in qs):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not stop consuming within 15 s: %s" % queues)
+        time.sleep(0.1)
+
+
+def queue_updates(universe_ids):
+    """Auth's update tasks, as run_model_update queues them (same tasks, args, priority; no countdown)."""
+    chars, corps, alliances = universe_ids
+    for corp in corps:
+        eve_tasks.update_corp.apply_async(args=(corp,), priority=TASK_PRIORITY)
+    for alliance in alliances:
+        eve_tasks.update_alliance.apply_async(args=(alliance,), priority=TASK_PRIORITY)
+    for char in chars:
+        eve_tasks.update_character.apply_async(args=(char,), priority=TASK_PRIORITY)
+
+
+def parse_logs(paths):
+    """(succeeded [(end epoch, runtime s, task name)], failed count) from the workers' info logs."""
+    done, failed, retried = [], 0, 0
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                match = LOG_LINE.match(line)
+                if not match:
+                    continue
+                if match.group(5):
+                    end = datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(
+                        tzinfo=datetime.timezone.utc).timestamp()  # the container's local time is UTC
+                    done.append((end, float(match.group(5)), match.group(2).rsplit(".", 1)[-1]))
+                elif "retry" in match.group(4):
+                    retried += 1
+                else:
+                    failed += 1
+    return done, failed, retried
+
+
+def run_once(config, universe_ids, marker, logdir):
+    total = sum(len(ids) for ids in universe_ids)
+    sh("redis-cli", "-n", "0", "FLUSHDB")
+    stub("/_bench/marker", {"marker": marker})
+    load_before = os.getloadavg()[0]
+    procs, logs, startup = start_workers(config, logdir)
+    roots = [p.pid for p in procs]
+    try:
+        consume(False, len(procs))
+        queued_at = time.time()
+        queue_updates(universe_ids)
+        queue_seconds = time.time() - queued_at
+        mysql("FLUSH STATUS")
+        sampler = Sampler(roots)
+        sampler.start()
+        cpu0 = cpu_seconds(tree(roots))
+        resumed = time.time()
+        consume(True, len(procs))
+        seen, last_change, last = 0, time.monotonic(), (0, 0, 0)
+        while seen < total and time.monotonic() - last_change < 60:
+            time.sleep(0.25)
+            last = effects(universe_ids, marker)
+            if sum(last) != seen:
+                seen, last_change = sum(last), time.monotonic()
+        polled_end = time.time()
+        time.sleep(0.5)  # the last "succeeded" lines reach the logs
+        cpu1 = cpu_seconds(tree(roots))
+        peak = sampler.finish()
+        status = mysql("SHOW GLOBAL STATUS WHERE Variable_name IN ('Max_used_connections', 'Threads_connected')")
+    finally:
+        codes = stop_workers(procs)
+    done, failed, retried = parse_logs(logs)
+    stats = stub("/_bench/stats")
+    starts = [end - runtime for end, runtime, _name in done]
+    first = min(starts) if starts else (stats["first"] or resumed)
+    end = max(e for e, _r, _n in done) if done else polled_end
+    drain = end - first
+    runtimes = {}
+    for _end, runtime, name in done:
+        runtimes.setdefault(name, []).append(runtime)
+    all_runtimes = [r for rs in runtimes.values() for r in rs]
+    row = {
+        "tasks": total, "characters": len(universe_ids[0]), "corporations": len(universe_ids[1]),
+        "alliances": len(universe_ids[2]), "drain_s": round(drain, 3), "tasks_per_s": round(total / drain, 2),
+        "peak_rss_mib": round(peak / MIB, 1), "rss_samples": sampler.samples,
+        # the status client (mysql -u root) is one of the connections counted
+        "db_connections": int(status["Max_used_connections"]) - 1,
+        "effects_seen": {"characters": last[0], "corporations": last[1], "alliances": last[2]},
+        "lost": total - sum(last), "succeeded_logged": len(done), "failed_logged": failed, "retried_logged": retried,
+        "cpu_s": round(cpu1 - cpu0, 2), "cpu_ms_per_task": round(1000 * (cpu1 - cpu0) / total, 2),
+        "task_ms_mean": round(1000 * statistics.mean(all_runtimes), 1) if all_runtimes else None,
+        "task_ms_median": round(1000 * statistics.median(all_runtimes), 1) if all_runtimes else None,
+        "task_ms_by_name": {k: round(1000 * statistics.mean(v), 1) for k, v in runtimes.items()},
+        "esi_requests": stats["requests"], "queue_seconds": round(queue_seconds, 2),
+        "startup_seconds": round(startup, 2), "poll_end_minus_log_end_s": round(polled_end - end, 2),
+        "exit_codes": codes, "loadavg_1m_before": round(load_before, 2),
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
+    }
+    log("%-28s %6.1f tasks/s in %6.1f s, task %s ms, CPU %.1f ms/task, RSS %.0f MiB, DB conns %d, lost %d, "
+        "failed %d, load %.1f" % (config["label"], row["tasks_per_s"], drain, row["task_ms_mean"],
+                                  row["cpu_ms_per_task"], row["peak_rss_mib"], row["db_connections"], row["lost"],
+                                  failed, row["loadavg_1m_after"]))
+    return row
+
+
+def summarize(config, runs):
+    """One row: the single run, or the median of the repeats with the spread (min, max) of tasks/s."""
+    if len(runs) == 1:
+        row = dict(runs[0])
+    else:
+        ordered = sorted(runs, key=lambda r: r["tasks_per_s"])
+        row = dict(ordered[len(ordered) // 2])
+        for key in ("drain_s", "tasks_per_s", "peak_rss_mib", "cpu_ms_per_task", "task_ms_mean"):
+            row[key] = round(statistics.median(r[key] for r in runs), 2)
+        row["db_connections"] = max(r["db_connections"] for r in runs)
+        row["lost"] = sum(r["lost"] for r in runs)
+    row["repeats"] = len(runs)
+    row["tasks_per_s_spread"] = [min(r["tasks_per_s"] for r in runs), max(r["tasks_per_s"] for r in runs)]
+    row["runs"] = [{k: r[k] for k in ("drain_s", "tasks_per_s", "lost", "cpu_ms_per_task", "task_ms_mean",
+                                      "loadavg_1m_after")} for r in runs]
+    row.update({k: config[k] for k in ("key", "kind", "label", "pool", "concurrency", "numprocs", "argv")})
+    return row
+
+
+def main():
+    spec = json.load(open(sys.argv[1], encoding="utf-8"))
+    out = sys.argv[2]
+    logdir = os.path.join(HERE, "logs")
+    os.makedirs(logdir, exist_ok=True)
+    sh("supervisorctl", "stop", "myauth:*")  # Auth's own beat, workers and gunicorn stay out of the figures
+    began = time.time()
+    ids = load(spec["n"])
+    log("loaded %d characters, %d corporations, %d alliances in %.1f s"
+        % (len(ids[0]), len(ids[1]), len(ids[2]), time.time() - began))
+    stub_proc = subprocess.Popen([sys.executable, os.path.join(HERE, "esi_stub.py"), "--port", str(STUB_PORT)],
+                                 user=AA_USER, group=AA_USER, extra_groups=[], start_new_session=True)
+    try:
+        for _try in range(50):
+            try:
+                stub("/_bench/stats")
+                break
+            except OSError:
+                time.sleep(0.1)
+        marker = 1893456000  # 2030-01-01; one second more per run
+        rows = []
+        for config in spec["configs"]:
+            runs = []
+            while True:
+                marker += 1
+                runs.append(run_once(config, ids, marker, logdir))
+                if runs[-1]["drain_s"] >= spec.get("min_seconds", 15) or len(runs) >= spec.get("repeats", 3):
+                    break
+            rows.append(summarize(config, runs))
+    finally:
+        os.killpg(stub_proc.pid, signal.SIGTERM)
+        stub_proc.wait(timeout=10)
+    versions = {}
+    for dist in ("allianceauth", "django-esi", "celery", "kombu", "django", "mysqlclient", "httpx2"):
+        try:
+            from importlib.metadata import version  # pylint: disable=import-outside-toplevel
+            versions[dist] = version(dist)
+        except Exception:  # pylint: disable=broad-except
+            versions[dist] = None
+    versions["mariadb"] = mysql("SELECT 'v', VERSION()").get("v")
+    versions["redis-server"] = sh("redis-server", "--version").split()[2].replace("v=", "")
+    with open(out, "w", encoding="utf-8") as fh:
+        json.dump({"rows": rows, "versions": versions, "driver_seconds": round(time.time() - began, 1),
+                   "max_connections": int(mysql("SHOW VARIABLES LIKE 'max_connections'")["max_connections"])}, fh)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+"""The auth_tasks set: Alliance Auth 5.5's own update tasks under worker configurations, in the real Auth image.
+
+`make bench` runs it after bench.py (`make bench-auth` alone; `make bench-auth BENCH_AUTH_ARGS="-n 300"`), with
+.venv's Python (stdlib and the collection only). It starts one container from the real Auth 5.5 image
+(CELERY_TUNING_IMAGE_AUTH55, default authops/allianceauth55-debian12, built by `make images`) as
+bench-auth-<pid>, with systemd, Auth's MariaDB and Redis; copies bench/auth_bench into it; adds the bench
+app ``benchesi`` to the project (one INSTALLED_APPS line in this throwaway container's local.py) and runs
+auth_bench/driver.py there, which does the measuring (see its docstring). The container is removed at
+the end, also on error or interrupt.
+
+ESI is offline: auth_bench/esi_stub.py answers the seven operations Auth's provider uses after 100 to
+300 ms, and ``benchesi`` replaces the client of Auth's provider object (``open_api_provider._client``)
+in the workers with one that asks the stub over HTTP. Why the seam and not a setting: django-esi 10
+builds its client from the OpenAPI spec at ``ESI_API_URL + "meta/openapi.json"``, and the only spec it
+ships (esi/tests/test_openapi.json) has four operations (assets, notifications, universe types, status),
+none of the seven Auth calls; pointing ESI_API_URL at the stub would mean writing our own ESI spec.
+
+Configurations (flags from the collection's planner, ``plan_workers``, as bench.py): Auth's shipped threads
+5, the guide's default prefork x cores, the automatic plan for ``workload: io`` and a sweep of threads
+10/18/25/32 x numprocs 1/2 around it. Output: a Markdown table on stdout and ``auth_tasks`` in
+results/bench.json (merged into the file bench.py writes; other keys are kept). Exit status 1 when a
+task was lost or failed; 0 otherwise, also when docker or the image is missing (the set is skipped).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+COLLECTIONS = ROOT / ".cache" / "collections"
+IMAGE = os.environ.get("CELERY_TUNING_IMAGE_AUTH55", "authops/allianceauth55-debian12")
+RUN_FLAGS = ["--cap-add", "SYS_ADMIN", "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+             "--tmpfs", "/run", "--tmpfs", "/run/lock"]
+AUTH_CELERY = "/home/allianceserver/venv/auth/bin/celery"
+AUTH_PYTHON = "/home/allianceserver/venv/auth/bin/python"
+PROJECT = "/home/allianceserver/myauth"
+INSIDE = "/opt/bench-auth"
+APP_LINE = "INSTALLED_APPS += ['benchesi']  # authops bench only (bench/auth_bench), never on a real server"
+
+sys.path.insert(0, str(COLLECTIONS))
+try:
+    from ansible_collections.authops.celery_tuning.plugins.module_utils import sizing, worker_plan
+    from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts
+except ImportError as exc:  # pragma: no cover - setup problem
+    sys.exit("cannot import the collection from %s (%s); run `make link` first" % (COLLECTIONS, exc))
+
+
+def log(msg):
+    print("auth_tasks: %s" % msg, file=sys.stderr, flush=True)
+
+
+def docker(*args, check=True, capture=True, timeout=None):
+    return subprocess.run(["docker"] + list(args), check=check, capture_output=capture, text=True, timeout=timeout)
+
+
+def plan(facts, profile=None, **worker):
+    """One worker's plan from the collection's planner (the worker_flags module's defaults), for Auth's
+    program ``worker`` in the image: Auth's celery, app myauth, node names worker_00, worker_01, ..."""
+    spec = {"name": "worker", "app": "myauth", "celery_bin": AUTH_CELERY,
+            "node_name": "%(program_name)s_%(process_num)02d"}
+    spec.update(worker)
+    result = worker_plan.plan_workers(
+        [spec], cpu_count=facts["cpu_count"], memory_total=facts["memory_bytes"],
+        cpu_source=facts["cpu_count_source"], memory_source=facts["memory_source"], profile=profile)
+    return result["workers"][0]
+
+
+def configs(facts):
+    """(key, kind, label, plan) of the set; kinds as bench.py's other sets."""
+    cores = facts["cpu_count"]
+    auto = plan(facts, workload="io")
+    out = [("b", "auth_shipped", "Auth 5.x default: threads 5", plan(facts, pool="threads", concurrency=5)),
+           ("a", "guide_default", "guide default: prefork x %d" % cores,
+            plan(facts, pool="prefork", concurrency=cores)),
+           ("d", "auto", "worker_flags workload=io", auto)]
+    auto_key = (auto["pool"], auto["concurrency"], len(auto["process_names"]))
+    for threads in (10, 18, 25, 32):
+        for procs in (1, 2):
+            if ("threads", threads, procs) != auto_key:
+                out.append(("s%d-%d" % (threads, procs), "other", "sweep: threads %d x %d" % (threads, procs),
+                            plan(facts, pool="threads", concurrency=threads, numprocs=procs)))
+    return [{"key": key, "kind": kind, "label": label, "pool": p["pool"], "concurrency": p["concurrency"],
+             "numprocs": len(p["process_names"]), "argv": p["argv"],
+             **({"explain": p["explain"]} if kind == "auto" else {})} for key, kind, label, p in out]
+
+
+def wait_booted(name):
+    state = ""
+    for _index in range(120):
+        state = docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+        if state in ("running", "degraded"):
+            break
+        time.sleep(1)
+    for _index in range(60):  # Auth's services: MariaDB, Redis, supervisor (it starts Auth's programs)
+        if docker("exec", name, "systemctl", "is-active", "mariadb", "redis-server", "supervisor",
+                  check=False).returncode == 0:
+            return
+        time.sleep(1)
+    raise RuntimeError("%s: systemd %s, and mariadb/redis-server/supervisor not all active after 60 s" % (name, state))
+
+
+def install(name):
+    """Copy the bench in and add benchesi to the project."""
+    docker("cp", str(ROOT / "bench" / "auth_bench"), "%s:%s" % (name, INSIDE))
+    setup = ("set -e; rm -rf {p}/benchesi; cp -r {i}/benchesi {p}/benchesi; "
+             "find {p}/benchesi -name __pycache__ -prune -exec rm -rf {{}} +; chown -R allianceserver: {p}/benchesi; "
+             "printf '\\n%s\\n' \"$APP_LINE\" >>{p}/myauth/settings/local.py").format(p=PROJECT, i=INSIDE)
+    docker("exec", "-e", "APP_LINE=" + APP_LINE, name, "bash", "-c", setup)
+
+
+def run_in_container(name, spec, keep_logs):
+    """Run the driver on spec; its result."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(spec, fh)
+    docker("cp", fh.name, "%s:%s/spec.json" % (name, INSIDE))
+    os.unlink(fh.name)
+    proc = subprocess.Popen(["docker", "exec", "-w", PROJECT, name, AUTH_PYTHON, INSIDE + "/driver.py",
+                             INSIDE + "/spec.json", INSIDE + "/result.json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    other = []
+    for line in proc.stderr:  # the driver's progress lines as they come; the rest (Auth's DEBUG lines) on failure
+        if line.startswith("auth_tasks:"):
+            print(line, end="", file=sys.stderr, flush=True)
+        else:
+            other = (other + [line])[-200:]
+    proc.wait()
+    if proc.returncode:
+        print("".join(other), file=sys.stderr)
+    if keep_logs:
+        docker("cp", "%s:%s/logs" % (name, INSIDE), str(keep_logs), check=False)
+    if proc.returncode:
+        raise RuntimeError("the driver failed (rc %d)" % proc.returncode)
+    return json.loads(docker("exec", name, "cat", INSIDE + "/result.json").stdout)
+
+
+def replan(facts, row):
+    """What the planner gives for workload io with this row's measurement as worker_profile would report it
+    (the backlog never emptied during the drain)."""
+    measured = {"workers": [{"name": "worker", "task_seconds": row["task_ms_mean"] / 1000,
+                             "cpu_seconds_per_task": row["cpu_ms_per_task"] / 1000, "tasks": row["tasks"],
+                             "backlog_min": 1, "in_flight_mean": row["concurrency"] * row["numprocs"]}],
+                "db_driver": "mysqlclient"}
+    p = plan(facts, profile=measured, workload="io")
+    return {"pool": p["pool"], "concurrency": p["concurrency"], "numprocs": len(p["process_names"]),
+            "explain": p["explain"]}
+
+
+def profile(rows, facts=None):
+    """The measured task time and CPU per task against the planner's built-in profile (sizing.py)."""
+    builtin = {"task_ms": 1000 * sizing.DEFAULT_TASK_SECONDS, "cpu_ms": 1000 * sizing.DEFAULT_TASK_CPU_SECONDS}
+    shipped = next(r for r in rows if r["kind"] == "auth_shipped")
+
+    def one(row):
+        return {"key": row["key"], "label": row["label"], "task_ms": row["task_ms_mean"],
+                "cpu_ms_per_task": row["cpu_ms_per_task"],
+                "task_ratio": round(row["task_ms_mean"] / builtin["task_ms"], 2) if row["task_ms_mean"] else None,
+                "cpu_ratio": round(row["cpu_ms_per_task"] / builtin["cpu_ms"], 2),
+                "wall_over_cpu": round(row["task_ms_mean"] / row["cpu_ms_per_task"], 1) if row["task_ms_mean"] else None}
+    cpus = sorted(r["cpu_ms_per_task"] for r in rows)
+    replanned = replan(facts or host_facts(), shipped) if shipped["task_ms_mean"] else None
+    return {"plan_with_measured_profile": replanned,
+            "builtin": dict(builtin, wall_over_cpu=round(builtin["task_ms"] / builtin["cpu_ms"], 1),
+                            source="plugins/module_utils/sizing.py DEFAULT_TASK_SECONDS, DEFAULT_TASK_CPU_SECONDS"),
+            "auth_shipped": one(shipped), "per_row": [one(r) for r in rows],
+            "cpu_ms_per_task_range": [cpus[0], cpus[-1]],
+            "how": "task_ms: mean of Celery's own 'succeeded in Xs' (worker --loglevel=info) over all tasks of the "
+                   "row; cpu_ms_per_task: utime+stime of all worker processes (/proc/<pid>/stat) from the resume to the "
+                   "last effect, over the tasks; under threads 5 like the built-in profile, which the DB set's "
+                   "worker_profile measured"}
+
+
+def overlaps(rows):
+    """Pairs of rows whose tasks/s spreads (min..max of repeats, or the single value) overlap."""
+    out = []
+    for i, left in enumerate(rows):
+        for right in rows[i + 1:]:
+            lo1, hi1 = left["tasks_per_s_spread"]
+            lo2, hi2 = right["tasks_per_s_spread"]
+            if (left["repeats"] > 1 or right["repeats"] > 1) and lo1 <= hi2 and lo2 <= hi1:
+                out.append([left["key"], right["key"]])
+    return out
+
+
+def derive(rows):
+    """Per row: ratio to Auth's shipped threads 5, and the ideal (every slot busy for a mean task time)."""
+    shipped = next(r for r in rows if r["kind"] == "auth_shipped")["tasks_per_s"]
+    for row in rows:
+        row["ratio_to_auth"] = round(row["tasks_per_s"] / shipped, 2)
+        slots = row["concurrency"] * row["numprocs"]
+        row["ideal_tasks_per_s"] = round(slots / (row["task_ms_mean"] / 1000), 1) if row["task_ms_mean"] else None
+        row["pct_of_ideal"] = round(100 * row["tasks_per_s"] / row["ideal_tasks_per_s"], 1) \
+            if row["ideal_tasks_per_s"] else None
+    return rows
+
+
+def markdown(report):
+    rows = report["rows"]
+    shipped = next(r for r in rows if r["kind"] == "auth_shipped")["tasks_per_s"]
+    out = ["### auth_tasks: Auth %s's update tasks, %d characters (%d tasks: %d update_character, %d update_corp, "
+           "%d update_alliance), ESI stub 100-300 ms\n" % (
+               report["versions"].get("allianceauth"), report["n"], rows[0]["tasks"], rows[0]["characters"],
+               rows[0]["corporations"], rows[0]["alliances"]),
+           "| | config | kind | pool | conc. x procs | drain s | tasks/s | spread | x Auth | % ideal | task ms "
+           "| CPU ms/task | peak RSS MiB | DB conns | lost | failed | load |",
+           "|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        spread = "%.1f-%.1f (%d runs)" % (r["tasks_per_s_spread"][0], r["tasks_per_s_spread"][1], r["repeats"]) \
+            if r["repeats"] > 1 else "1 run"
+        out.append("| %s | %s | %s | %s | %d x %d | %.1f | %.1f | %s | %.2f | %.0f | %.0f | %.1f | %.0f | %d | %d | %d "
+                   "| %.1f |" % (
+                       r["key"], r["label"].split(": ", 1)[-1], r["kind"], r["pool"], r["concurrency"], r["numprocs"],
+                       r["drain_s"], r["tasks_per_s"], spread, r["tasks_per_s"] / shipped, r["pct_of_ideal"] or 0,
+                       r["task_ms_mean"] or 0,
+                       r["cpu_ms_per_task"], r["peak_rss_mib"], r["db_connections"], r["lost"], r["failed_logged"],
+                       r["loadavg_1m_after"]))
+    if report["within_spread"]:
+        out.append("\nwithin each other's spread (tasks/s): " + ", ".join("%s ~ %s" % tuple(p) for p in report["within_spread"]))
+    prof = report["profile"]
+    b, s = prof["builtin"], prof["auth_shipped"]
+    out.append("\nprofile (threads 5, Auth shipped): task %.0f ms (built-in %.0f ms, x%.2f), CPU %.1f ms per task "
+               "(built-in %.1f ms, x%.2f), wall/CPU %.0f (built-in %.0f); CPU ms per task over all rows %.1f-%.1f"
+               % (s["task_ms"], b["task_ms"], s["task_ratio"], s["cpu_ms_per_task"], b["cpu_ms"], s["cpu_ratio"],
+                  s["wall_over_cpu"], b["wall_over_cpu"], prof["cpu_ms_per_task_range"][0], prof["cpu_ms_per_task_range"][1]))
+    again = prof.get("plan_with_measured_profile")
+    if again:
+        out.append("\nthe planner with this measurement (as worker_profile would give it): %s %d x %d: %s"
+                   % (again["pool"], again["concurrency"], again["numprocs"], "; ".join(again["explain"][-2:])))
+    auto = next(r for r in rows if r["kind"] == "auto")
+    out.append("\n(d) worker_flags argv: `%s`" % " ".join(auto["argv"][1:]))
+    out.append("\nhost: %d CPUs, load average (1 min) %.2f before, %.2f after; set took %.0f s; %s" % (
+        report["host"]["cpu_count"], report["loadavg_1m_start"], report["loadavg_1m_end"], report["seconds"],
+        ", ".join("%s %s" % kv for kv in report["versions"].items() if kv[1])))
+    return "\n".join(out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("-n", type=int, default=1200, help="characters (default 1200; +1/10 corporations, +1/50 alliances)")
+    parser.add_argument("--only", help="comma-separated config keys (b,a,d,s10-1,...) to run")
+    parser.add_argument("--min-seconds", type=float, default=15, help="a shorter drain is repeated (default 15)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs in all of a row shorter than --min-seconds")
+    parser.add_argument("--out", default=str(ROOT / "results"), help="where bench.json is (auth_tasks merged in)")
+    parser.add_argument("--keep-logs", help="copy the worker logs into this directory")
+    parser.add_argument("--render", action="store_true",
+                        help="no run: recompute the derived figures of OUT/bench.json's auth_tasks and print its table")
+    opts = parser.parse_args()
+    if opts.render:
+        path = pathlib.Path(opts.out) / "bench.json"
+        data = json.loads(path.read_text(encoding="utf-8"))
+        report = data["auth_tasks"]
+        report.update(rows=derive(report["rows"]), within_spread=overlaps(report["rows"]), profile=profile(report["rows"]))
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(markdown(report))
+        return 0
+    if not shutil.which("docker") or docker("image", "inspect", IMAGE, check=False).returncode != 0:
+        print("auth_tasks: skipped: docker or the image %s is missing (make images builds it)" % IMAGE)
+        return 0
+
+    def on_signal(signum, frame):
+        raise SystemExit(128 + signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, on_signal)
+
+    began, load_start = time.monotonic(), os.getloadavg()[0]
+    facts = host_facts()
+    sets = configs(facts)
+    if opts.only:
+        sets = [c for c in sets if c["key"] in opts.only.split(",") or c["kind"] == "auth_shipped"]
+    spec = {"n": opts.n, "configs": sets, "min_seconds": opts.min_seconds, "repeats": opts.repeats}
+    name = "bench-auth-%d" % os.getpid()
+    try:
+        docker("run", "-d", "--name", name, *RUN_FLAGS, IMAGE, "/lib/systemd/systemd")
+        wait_booted(name)
+        log("container %s from %s booted" % (name, IMAGE))
+        install(name)
+        result = run_in_container(name, spec, opts.keep_logs)
+        # (p): the planner again, with the threads 5 row's measurement (when that gives a configuration not run yet)
+        shipped = next(r for r in result["rows"] if r["kind"] == "auth_shipped")
+        again = replan(facts, shipped) if shipped["task_ms_mean"] and not opts.only else None
+        wanted = (again["pool"], again["concurrency"], again["numprocs"]) if again else None
+        if wanted and all((c["pool"], c["concurrency"], c["numprocs"]) != wanted for c in sets):
+            p = plan(facts, pool=again["pool"], concurrency=again["concurrency"], numprocs=again["numprocs"])
+            config = {"key": "p", "kind": "other", "label": "planner with the measured profile",
+                      "pool": p["pool"], "concurrency": p["concurrency"], "numprocs": len(p["process_names"]),
+                      "argv": p["argv"]}
+            log("planner with threads 5's measurement: %s %d x %d" % (p["pool"], p["concurrency"], config["numprocs"]))
+            result["rows"] += run_in_container(name, dict(spec, configs=[config]), opts.keep_logs)["rows"]
+    finally:
+        docker("rm", "-f", name, check=False)
+    rows = derive(result["rows"])
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "image": IMAGE, "n": opts.n, "host": facts, "rows": rows,
+        "esi": {"how": "provider seam", "latency_ms": [100, 300],
+                "seam": "allianceauth.eveonline.providers.open_api_provider._client = benchesi.client.StubEsiClient "
+                        "(real HTTP to bench/auth_bench/esi_stub.py through httpx2)",
+                "why": "django-esi 10 builds its client from the OpenAPI spec at ESI_API_URL + meta/openapi.json; the "
+                       "only spec it ships (esi/tests/test_openapi.json) has 4 operations, none of the 7 in Auth's "
+                       "OPEN_API_OPERATIONS, so ESI_API_URL alone cannot drive Auth's client offline",
+                "not_emulated": "django-esi's ETag/response cache round-trips to Redis, its retry wrapper and signals, "
+                                "aiopenapi3's request building and response models"},
+        "tasks_queued": "as run_model_update: update_corp per corporation, update_alliance per alliance, then "
+                        "update_character per character (what update_character_chunk queues for changed characters), "
+                        "priority 7, no countdown",
+        "within_spread": overlaps(rows), "profile": profile(rows, facts), "versions": result["versions"],
+        "max_connections": result["max_connections"], "kinds": ["guide_default", "auth_shipped", "auto", "other"],
+        "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    out = pathlib.Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "bench.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    data["auth_tasks"] = report
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(markdown(report))
+    print("\nauth_tasks took %.0f s; wrote auth_tasks into %s" % (report["seconds"], path))
+    bad = [r["key"] for r in rows if r["lost"] or r["failed_logged"]]
+    if bad:
+        print("FAILED: tasks lost or failed in %s" % ", ".join(bad))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
