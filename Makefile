@@ -11,7 +11,7 @@ SANITY_TREE := $(or $(TMPDIR),/tmp)/authops-celery-tuning-sanity/ansible_collect
 # NAME@VERSION runs a scenario with another ansible-core (scripts/molecule-venv.sh; 2.20 and later in the Debian
 # 13 controller container): the real Auth server (auth55) runs on the oldest and the newest that
 # meta/runtime.yml declares, the others on .venv's 2.19. The longest first. `make test-full` adds FULL_EXTRA.
-SCENARIOS ?= auth55@2.21 cluster auth4 rollback faults default auth55@2.16 epel prefork supervisor
+SCENARIOS ?= faults default prefork cluster auth55@2.21 auth55@2.16 auth4 epel rollback supervisor
 FULL_EXTRA ?= adopt
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
