@@ -229,7 +229,7 @@ def save(params, check_mode=False, clock=time.time):
         return False, existing, 'kept the snapshot taken %s' % existing.get('taken_at', 'earlier')
     # What root copies into its snapshot comes from a place nobody else can swap (absent places are safe).
     if os.path.lexists(os.path.dirname(path)):
-        _parent_safe(path)
+        _parent_safe(path, 'snapshotted')
     record = describe(path)
     record.update(format=FORMAT, taken_at=time.strftime(TAKEN_AT, time.gmtime(clock())))
     marker = params.get('managed_marker')
@@ -242,26 +242,27 @@ def save(params, check_mode=False, clock=time.time):
     return True, record, 'took the snapshot (%s)' % label(record)
 
 
-def _parent_safe(path):
+def _parent_safe(path, what='restored'):
     problems = root_safe_problems(os.path.dirname(path))
     if problems:
-        raise SnapshotError('%s cannot be restored safely: %s' % (path, problems[0]))
+        raise SnapshotError('%s cannot be %s safely: %s' % (path, what, problems[0]))
 
 
 def _untouched(path, marker):
-    """Why ``path``, which has no snapshot, needs no restore (None when that cannot be told): it is absent, or
-    it does not hold the collection's ``marker``."""
+    """Why ``path``, which has no snapshot, needs no restore (None when that cannot be told: it is absent, or it
+    does not hold the collection's ``marker``), and what it is now (without content)."""
     now = describe(path, with_content=marker is not None)
+    content = base64.b64decode(now.pop('content', ''))
     if now['kind'] == 'absent':
-        return 'no snapshot, and %s is absent: nothing to restore' % path
+        return 'no snapshot, and %s is absent: nothing to restore' % path, now
     if marker is None or now['kind'] == 'directory':
-        return None
+        return None, now
     if now['kind'] == 'link':
         return 'no snapshot, and %s is a link (%s), not a file of the collection: nothing to restore' \
-            % (path, now['target'])
-    if marker.encode('utf-8') not in base64.b64decode(now['content']):
-        return 'no snapshot, and %s was not written by the collection: nothing to restore' % path
-    return None
+            % (path, now['target']), now
+    if marker.encode('utf-8') not in content:
+        return 'no snapshot, and %s was not written by the collection: nothing to restore' % path, now
+    return None, now
 
 
 def _same(record, now):
@@ -354,10 +355,10 @@ def restore(params, check_mode=False):
     directory, path = params['directory'], params['path']
     record = read_record(directory, path)
     if record is None:
-        untouched = _untouched(path, params.get('managed_marker'))
+        untouched, now = _untouched(path, params.get('managed_marker'))
         if untouched:
             # Never changed by the collection (or rolled back already): nothing to restore.
-            return False, None, describe(path, with_content=False), untouched, None
+            return False, None, now, untouched, None
         raise SnapshotError('no snapshot of %s under %s: this host was not tuned by a version that keeps them '
                             '(0.3.0 or later), or the snapshot was removed. Nothing was changed; restore %s by '
                             'hand.' % (path, os.path.join(directory, SUBDIR), path))

@@ -122,7 +122,7 @@ def test_a_snapshot_is_not_taken_from_a_place_others_can_change(place):
     shared.mkdir()
     (shared / 'a.conf').write_text('secret\n')
     os.chmod(str(shared), 0o777)
-    with pytest.raises(fs.SnapshotError, match='cannot be restored safely'):
+    with pytest.raises(fs.SnapshotError, match='cannot be snapshotted safely'):
         fs.run_file_snapshot(params(place, shared / 'a.conf'))
     assert not os.path.exists(fs.record_file(place['state'], str(shared / 'a.conf')))
 
