@@ -34,6 +34,12 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_e
     KIND_BAD_NAME,
     SupervisorError,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.run_lock import (
+    DEFAULT_DIRECTORY,
+    GroupBusy,
+    LockError,
+    lock_name_ok,
+)
 
 
 class ReloadRunner(StopStart):
@@ -190,4 +196,17 @@ def run_supervisor_group(client, params, check_mode=False, **kwargs):
     """Entry point used by the module: returns the result dict or raises SupervisorError."""
     validate_params(params, kwargs.get('path_exists', os.path.exists), kwargs.get('get_bin_path'))
     runner = ReloadRunner if params.get('daemon') == 'reloaded' else GroupRunner
-    return runner(client, params, check_mode=check_mode, **kwargs).run()
+    group = (params.get('name') or '').split(':')[0]
+    if check_mode or not lock_name_ok(group):
+        return runner(client, params, check_mode=check_mode, **kwargs).run()
+    # While it works, the step holds the group's busy file and renews the run's lease (run_lock): a run whose
+    # controller died is not taken over while its step still changes the group.
+    try:
+        busy = GroupBusy(params.get('lock_directory') or DEFAULT_DIRECTORY, group)
+        busy.__enter__()
+    except LockError as exc:
+        raise SupervisorError(str(exc), phase=PHASE_CONNECT)
+    try:
+        return runner(client, params, check_mode=check_mode, **kwargs).run()
+    finally:
+        busy.__exit__(None, None, None)

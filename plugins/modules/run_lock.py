@@ -17,8 +17,13 @@ description:
     server never interleave (one restarting gunicorn under the other's graceful stop).
   - A second run waits for the lock up to O(wait) seconds, then fails with a message that names the run that
     holds it, since when, and when its lease ends.
-  - A run that dies (its controller killed) cannot give the lock back. The lock then ends with its O(lease),
-    or a run with O(break_lock=true) takes it over. The record lives under C(/run), so a reboot clears it.
+  - A run that dies (its controller killed) cannot give the lock back. A re-run from the same controller takes
+    it over at once (O(break_owner), once the controller has seen that the dead run's process is gone);
+    otherwise the lock ends with its O(lease), counted from the run's last step on the host, or a run with
+    O(break_lock=true) takes it over. The record lives under C(/run), so a reboot clears it.
+  - While a step of M(authops.celery_tuning.supervisor_group) changes the group, it holds the group's busy file
+    (C(<name>.busy)) and renews the lease. No run takes over a lock (by lease, O(break_owner) or O(break_lock))
+    while the group is busy, so a dead run's step that still works on the host is never interleaved with.
   - The lock is the runs' own bookkeeping, not a setting of the host, so the module never reports a change.
 author:
   - authops maintainers (@authops)
@@ -61,9 +66,24 @@ options:
     default: 300
   lease:
     description:
-      - Seconds the lock lasts unless given back or renewed; longer than the longest run (at least 60).
+      - Seconds the lock lasts from its last renewal unless given back (at least 60). The playbooks renew it
+        before each role's changes, and M(authops.celery_tuning.supervisor_group) while it replaces the group,
+        so it needs to outlast only the longest other step (a package install).
     type: int
-    default: 3600
+    default: 300
+  controller_run:
+    description:
+      - The controller process of the run (the playbooks pass boot id, pid and start time of their
+        C(ansible-playbook) process and the controller's host name), kept in the record, so that a re-run from
+        the same controller can tell that this run is dead.
+    type: str
+    version_added: 0.3.0
+  break_owner:
+    description:
+      - Take the lock over when this run (an O(owner) token) holds it, as when the controller has seen that
+        the run's process is gone. Another holder is waited for as usual.
+    type: str
+    version_added: 0.3.0
   break_lock:
     description:
       - Take the lock even when another run holds it (that run is known to be dead).
@@ -98,8 +118,10 @@ held:
   sample: true
 holder:
   description:
-    - The run that holds the lock, with C(owner), C(description), C(acquired) and C(expires) (epoch seconds) where known.
-    - Also when the module fails because another run holds the lock (after O(wait)).
+    - The run that holds the lock, with C(owner), C(description), C(acquired) and C(expires) (epoch seconds),
+      C(lease) and C(run) (its O(controller_run)) where known.
+    - Also when the module fails because another run holds the lock (after O(wait)), or, with C(owner) null and
+      C(busy_pid), because a step of another run still changes the group.
   returned: always
   type: dict
   sample: {"owner": "k3j2h1", "description": "admin@laptop"}
@@ -114,7 +136,7 @@ waited_for:
   type: str
   sample: "admin@laptop, started 2026-12-02 10:00:00 UTC"
 broken:
-  description: The live lock of another run that O(break_lock) took over, else null.
+  description: The live lock of another run that O(break_lock) or O(break_owner) took over, else null.
   returned: with O(state=acquired)
   type: dict
 released:
@@ -136,7 +158,9 @@ def main():
             owner=dict(type='str'),
             description=dict(type='str'),
             wait=dict(type='int', default=300),
-            lease=dict(type='int', default=3600),
+            lease=dict(type='int', default=300),
+            controller_run=dict(type='str'),
+            break_owner=dict(type='str'),
             break_lock=dict(type='bool', default=False),
             directory=dict(type='path', default=DEFAULT_DIRECTORY),
         ),

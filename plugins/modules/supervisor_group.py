@@ -134,6 +134,17 @@ options:
       - Default is the largest C(startsecs) of the group's programs plus 10 (per process with O(rolling=true)).
       - A process that is FATAL, EXITED or still in BACKOFF at the end fails the task, with the tail of its stderr log.
     type: int
+  lock_directory:
+    description:
+      - The run lock's directory (M(authops.celery_tuning.run_lock)). Outside check mode, while the module
+        changes the group it holds the group's busy file there (C(<group>.busy), an C(flock) the kernel drops
+        when the process dies) and renews the live run lock of the group (C(<group>.lock)) every 20 s, so no
+        other run takes over the lock of a run whose controller died while this step still works.
+      - Another step holding the busy file is waited for up to 900 s, then the module fails naming its pid.
+      - Not root, and the directory cannot be made - the step works without the busy file.
+    type: path
+    default: /run/authops-celery-tuning
+    version_added: 0.3.0
   poll_interval:
     description:
       - Seconds between two polls of the process states.
@@ -404,6 +415,7 @@ def main():
         daemon_timeout=dict(type='int'),
         start_timeout=dict(type='int'),
         poll_interval=dict(type='float', default=0.5),
+        lock_directory=dict(type='path', default='/run/authops-celery-tuning'),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not HAS_SUPERVISOR:

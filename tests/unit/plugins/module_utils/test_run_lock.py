@@ -12,7 +12,15 @@ import os
 
 import pytest
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.run_lock import LockError, RunLock, run_lock
+from ansible_collections.authops.celery_tuning.plugins.module_utils import run_lock as run_lock_mod
+from ansible_collections.authops.celery_tuning.plugins.module_utils.run_lock import (
+    GroupBusy,
+    LockError,
+    RunLock,
+    busy_pid,
+    renew_live_lease,
+    run_lock,
+)
 
 
 class Clock(object):
@@ -47,7 +55,8 @@ def test_take_renew_and_give_back(tmp_path):
     assert oct(os.stat(str(path)).st_mode & 0o777) == '0o600'
     assert oct(os.stat(str(tmp_path / 'locks')).st_mode & 0o777) == '0o700'
     record = json.loads(path.read_text())
-    assert record == dict(owner='run-a', description='admin@laptop', acquired=1000.0, expires=1600.0)
+    assert record == dict(owner='run-a', description='admin@laptop', acquired=1000.0, expires=1600.0, lease=600,
+                          run=None)
     clock.now += 100
     _run(tmp_path, clock)  # the same run renews: its start is kept
     assert json.loads(path.read_text())['acquired'] == 1000.0
@@ -163,3 +172,105 @@ def test_two_processes_at_once_one_wins(tmp_path):
     assert len(winners) == 1
     with open(os.path.join(directory, 'myauth.lock')) as handle:
         assert json.load(handle)['owner'] == winners[0]
+
+
+def test_a_dead_run_is_taken_over_by_its_owner_token_only(tmp_path):
+    clock = Clock()
+    _run(tmp_path, clock, controller_run='laptop/boot/123/456')
+    record = json.loads((tmp_path / 'locks' / 'myauth.lock').read_text())
+    assert record['run'] == 'laptop/boot/123/456'
+    # break_owner names another run: run-a is waited for as usual
+    with pytest.raises(LockError):
+        _run(tmp_path, clock, owner='run-b', break_owner='run-x', wait=4)
+    got = _run(tmp_path, clock, owner='run-b', break_owner='run-a', wait=4)
+    assert got['held'] and got['broken']['owner'] == 'run-a' and got['broken']['run'] == 'laptop/boot/123/456'
+
+
+def _hold_busy(directory, started, release):
+    with GroupBusy(directory, 'myauth'):
+        started.set()
+        release.wait(30)
+
+
+def test_no_takeover_while_a_step_of_the_dead_run_still_changes_the_group(tmp_path):
+    clock = Clock()
+    _run(tmp_path, clock)
+    directory = str(tmp_path / 'locks')
+    started, release = multiprocessing.Event(), multiprocessing.Event()
+    step = multiprocessing.Process(target=_hold_busy, args=(directory, started, release))
+    step.start()
+    try:
+        assert started.wait(10)
+        assert busy_pid(directory, 'myauth') == str(step.pid)
+        for change in (dict(break_owner='run-a'), dict(break_lock=True)):
+            with pytest.raises(LockError) as err:
+                _run(tmp_path, clock, owner='run-b', wait=4, **change)
+            assert 'still changes the group' in str(err.value) and str(step.pid) in str(err.value)
+            assert err.value.holder['busy_pid'] == str(step.pid)
+        # the same run renews its own lock while its step works
+        assert _run(tmp_path, clock, owner='run-a')['held']
+        clock.now += 700  # the lease ended: still busy
+        with pytest.raises(LockError):
+            _run(tmp_path, clock, owner='run-b', wait=4)
+        clock.now -= 700
+    finally:
+        release.set()
+        step.join(10)
+    assert busy_pid(directory, 'myauth') is None
+    got = _run(tmp_path, clock, owner='run-b', break_owner='run-a')
+    assert got['held'] and got['broken']['owner'] == 'run-a'
+
+
+def test_a_killed_step_leaves_the_group_free(tmp_path):
+    directory = str(tmp_path / 'locks')
+    started, release = multiprocessing.Event(), multiprocessing.Event()
+    step = multiprocessing.Process(target=_hold_busy, args=(directory, started, release))
+    step.start()
+    assert started.wait(10)
+    step.kill() if hasattr(step, 'kill') else os.kill(step.pid, 9)
+    step.join(10)
+    assert busy_pid(directory, 'myauth') is None
+
+
+def test_a_busy_step_renews_the_live_lease_from_its_length(tmp_path, monkeypatch):
+    clock = Clock()
+    _run(tmp_path, clock, lease=100)
+    directory = str(tmp_path / 'locks')
+    path = tmp_path / 'locks' / 'myauth.lock'
+    clock.now += 90
+    assert renew_live_lease(directory, 'myauth', clock)
+    assert json.loads(path.read_text())['expires'] == 1190.0
+    monkeypatch.setattr(run_lock_mod, 'RENEW_SECONDS', 0.05)
+    real = Clock(now=2000.0)  # the lease has ended: nothing to renew, nothing written
+    with GroupBusy(directory, 'myauth', clock=real):
+        pass
+    assert json.loads(path.read_text())['expires'] == 1190.0
+    with GroupBusy(directory, 'myauth', clock=Clock(now=1150.0)):
+        import time
+        time.sleep(0.2)
+    assert json.loads(path.read_text())['expires'] == 1250.0
+
+
+def test_a_second_step_waits_for_the_busy_file_then_names_its_pid(tmp_path):
+    directory = str(tmp_path / 'locks')
+    started, release = multiprocessing.Event(), multiprocessing.Event()
+    step = multiprocessing.Process(target=_hold_busy, args=(directory, started, release))
+    step.start()
+    try:
+        assert started.wait(10)
+        clock = Clock()
+        with pytest.raises(LockError) as err:
+            with GroupBusy(directory, 'myauth', wait=6, clock=clock, sleep=clock.sleep):
+                pass
+        assert 'pid %s' % step.pid in str(err.value) and 'waited 6 s' in str(err.value)
+    finally:
+        release.set()
+        step.join(10)
+
+
+@pytest.mark.parametrize('key', ['controller_run', 'break_owner', 'description'])
+def test_newlines_in_the_record_fields_are_refused(tmp_path, key):
+    with pytest.raises(LockError) as err:
+        _run(tmp_path, Clock(), **{key: 'a\nb'})
+    assert key in str(err.value)
+    assert not (tmp_path / 'locks').exists()
