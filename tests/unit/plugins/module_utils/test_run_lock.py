@@ -9,6 +9,7 @@ __metaclass__ = type
 import json
 import multiprocessing
 import os
+import time
 
 import pytest
 
@@ -192,44 +193,56 @@ def _hold_busy(directory, started, release):
         release.wait(30)
 
 
-def test_no_takeover_while_a_step_of_the_dead_run_still_changes_the_group(tmp_path):
+@pytest.fixture
+def busy_step(tmp_path):
+    """Starts a step in another process that holds the group's busy file until its ``release`` is set."""
+    steps = []
+
+    def start():
+        directory = str(tmp_path / 'locks')
+        started, release = multiprocessing.Event(), multiprocessing.Event()
+        step = multiprocessing.Process(target=_hold_busy, args=(directory, started, release))
+        step.start()
+        steps.append(step)
+        assert started.wait(10)
+        step.directory, step.release = directory, release
+        return step
+    yield start
+    for step in steps:
+        if step.is_alive():  # a killed step cannot wake (a multiprocessing Event would wait for it)
+            step.release.set()
+            step.join(10)
+
+
+def test_no_takeover_while_a_step_of_the_dead_run_still_changes_the_group(tmp_path, busy_step):
     clock = Clock()
     _run(tmp_path, clock)
-    directory = str(tmp_path / 'locks')
-    started, release = multiprocessing.Event(), multiprocessing.Event()
-    step = multiprocessing.Process(target=_hold_busy, args=(directory, started, release))
-    step.start()
-    try:
-        assert started.wait(10)
-        assert busy_pid(directory, 'myauth') == str(step.pid)
-        for change in (dict(break_owner='run-a'), dict(break_lock=True)):
-            with pytest.raises(LockError) as err:
-                _run(tmp_path, clock, owner='run-b', wait=4, **change)
-            assert 'still changes the group' in str(err.value) and str(step.pid) in str(err.value)
-            assert err.value.holder['busy_pid'] == str(step.pid)
-        # the same run renews its own lock while its step works
-        assert _run(tmp_path, clock, owner='run-a')['held']
-        clock.now += 700  # the lease ended: still busy
-        with pytest.raises(LockError):
-            _run(tmp_path, clock, owner='run-b', wait=4)
-        clock.now -= 700
-    finally:
-        release.set()
-        step.join(10)
-    assert busy_pid(directory, 'myauth') is None
+    busy_step = busy_step()
+    assert busy_pid(busy_step.directory, 'myauth') == str(busy_step.pid)
+    for change in (dict(break_owner='run-a'), dict(break_lock=True)):
+        with pytest.raises(LockError) as err:
+            _run(tmp_path, clock, owner='run-b', wait=4, **change)
+        assert 'still changes the group' in str(err.value) and str(busy_step.pid) in str(err.value)
+        assert err.value.holder['busy_pid'] == str(busy_step.pid)
+    # the same run renews its own lock while its step works
+    assert _run(tmp_path, clock, owner='run-a')['held']
+    clock.now += 700  # the lease ended: still busy
+    with pytest.raises(LockError):
+        _run(tmp_path, clock, owner='run-b', wait=4)
+    clock.now -= 700
+    busy_step.release.set()
+    busy_step.join(10)
+    assert not busy_step.is_alive()
+    assert busy_pid(busy_step.directory, 'myauth') is None
     got = _run(tmp_path, clock, owner='run-b', break_owner='run-a')
     assert got['held'] and got['broken']['owner'] == 'run-a'
 
 
-def test_a_killed_step_leaves_the_group_free(tmp_path):
-    directory = str(tmp_path / 'locks')
-    started, release = multiprocessing.Event(), multiprocessing.Event()
-    step = multiprocessing.Process(target=_hold_busy, args=(directory, started, release))
-    step.start()
-    assert started.wait(10)
-    step.kill() if hasattr(step, 'kill') else os.kill(step.pid, 9)
-    step.join(10)
-    assert busy_pid(directory, 'myauth') is None
+def test_a_killed_step_leaves_the_group_free(busy_step):
+    busy_step = busy_step()
+    os.kill(busy_step.pid, 9)
+    busy_step.join(10)
+    assert busy_pid(busy_step.directory, 'myauth') is None
 
 
 def test_a_busy_step_renews_the_live_lease_from_its_length(tmp_path, monkeypatch):
@@ -246,26 +259,17 @@ def test_a_busy_step_renews_the_live_lease_from_its_length(tmp_path, monkeypatch
         pass
     assert json.loads(path.read_text())['expires'] == 1190.0
     with GroupBusy(directory, 'myauth', clock=Clock(now=1150.0)):
-        import time
         time.sleep(0.2)
     assert json.loads(path.read_text())['expires'] == 1250.0
 
 
-def test_a_second_step_waits_for_the_busy_file_then_names_its_pid(tmp_path):
-    directory = str(tmp_path / 'locks')
-    started, release = multiprocessing.Event(), multiprocessing.Event()
-    step = multiprocessing.Process(target=_hold_busy, args=(directory, started, release))
-    step.start()
-    try:
-        assert started.wait(10)
-        clock = Clock()
-        with pytest.raises(LockError) as err:
-            with GroupBusy(directory, 'myauth', wait=6, clock=clock, sleep=clock.sleep):
-                pass
-        assert 'pid %s' % step.pid in str(err.value) and 'waited 6 s' in str(err.value)
-    finally:
-        release.set()
-        step.join(10)
+def test_a_second_step_waits_for_the_busy_file_then_names_its_pid(busy_step):
+    busy_step = busy_step()
+    clock = Clock()
+    with pytest.raises(LockError) as err:
+        with GroupBusy(busy_step.directory, 'myauth', wait=6, clock=clock, sleep=clock.sleep):
+            pass
+    assert 'pid %s' % busy_step.pid in str(err.value) and 'waited 6 s' in str(err.value)
 
 
 @pytest.mark.parametrize('key', ['controller_run', 'break_owner', 'description'])
