@@ -67,7 +67,7 @@ def run_id():
     boot, pid = _boot_id(), _playbook_process()
     if not boot or not pid:
         return ''
-    return '%s/%s/%d/%s' % (socket.gethostname(), boot, pid, _stat(pid)[1])
+    return '%s/%s/%s/%s' % (socket.gethostname(), boot, pid, _stat(pid)[1])
 
 
 def alive(ident):

@@ -7,11 +7,47 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.authops.celery_tuning.plugins.module_utils import procfs
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
+    FAULT_SHUTDOWN_STATE,
     KIND_BAD_NAME,
+    KIND_REFUSED,
+    KIND_SOCKET_MISSING,
     SupervisorError,
 )
+
+#: systemd states of a unit on its way up or down: a restart that is under way.
+UNIT_TRANSIENT_STATES = ("activating", "deactivating", "reloading")
+SETTLE_POLL_SECONDS = 2
+
+
+def read_settled(read, unit_state, timeout, clock=time.time, sleep=time.sleep):
+    """``read()`` once supervisord is not in the middle of a shutdown or restart: ``(result, waited s)``.
+
+    A restart that is under way (a run killed while it restarted the daemon leaves systemd going on with it)
+    answers SHUTDOWN_STATE while supervisord stops its programs, then nothing, while its unit is deactivating
+    or activating (``unit_state()``, systemd's ActiveState, None without systemd). Such answers are waited
+    out, polling, up to ``timeout`` seconds; any other answer, or the last one after the timeout, is
+    returned or raised as it came (the error then says how long it waited).
+    """
+    start = clock()
+    while True:
+        try:
+            return read(), round(clock() - start, 1)
+        except SupervisorError as exc:
+            shutting_down = exc.fault_code == FAULT_SHUTDOWN_STATE
+            restarting = exc.kind in (KIND_REFUSED, KIND_SOCKET_MISSING) and unit_state() in UNIT_TRANSIENT_STATES
+            if not (shutting_down or restarting):
+                raise
+            if clock() - start >= timeout:
+                if timeout > 0:
+                    exc.msg = ('%s Still so after %d s: a restart of supervisord is under way (systemctl status shows '
+                               'it); let it end, then run again.' % (exc.msg, int(clock() - start)))
+                    exc.args = (exc.msg,)
+                raise
+        sleep(SETTLE_POLL_SECONDS)
 
 
 def collect(client, name=None, proc='/proc'):

@@ -27,12 +27,13 @@ def service_state(run_command, get_bin_path, name):
     unit's LoadState."""
     systemctl = get_bin_path("systemctl")
     if not systemctl:
-        return dict(name=name, enabled=None, active=None, need_daemon_reload=None)
+        return dict(name=name, enabled=None, active=None, active_state=None, need_daemon_reload=None)
     rc, out, dummy = run_command([systemctl, "show", "--property=UnitFileState,ActiveState,NeedDaemonReload",
                                   unit_name(name)])
     props = dict(line.partition("=")[::2] for line in (out or "").splitlines() if "=" in line)
     state = props.get("UnitFileState", "").strip() if rc == 0 else ""
     enabled = True if state in ENABLED else False if state in NOT_ENABLED else None
     reload_needed = props.get("NeedDaemonReload", "").strip()
-    return dict(name=name, enabled=enabled, active=rc == 0 and props.get("ActiveState", "").strip() == "active",
+    active_state = props.get("ActiveState", "").strip() if rc == 0 else ""
+    return dict(name=name, enabled=enabled, active=active_state == "active", active_state=active_state or None,
                 need_daemon_reload=None if rc != 0 or not reload_needed else reload_needed == "yes")

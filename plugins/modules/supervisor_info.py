@@ -78,6 +78,15 @@ options:
     description:
       - A systemd unit (C(supervisor)) whose enabled and active state to report in RV(service).
     type: str
+  settle_timeout:
+    description:
+      - Seconds to wait while supervisord is in the middle of a shutdown or restart (it answers C(SHUTDOWN_STATE),
+        or it does not answer while the unit O(service) is deactivating or activating), as a run killed while
+        it restarted the daemon leaves it. Then it is asked once more, and its answer counts.
+      - V(0) asks once.
+    type: int
+    default: 0
+    version_added: 0.3.0
   root_safe:
     description:
       - Paths root runs code from or writes to (memmon's virtualenv); for each, RV(root_safe) lists why root must
@@ -197,11 +206,17 @@ root_safe:
   sample: {"/opt/authops-celery-tuning/memmon": []}
 service:
   description:
-    - The unit of O(service), with C(enabled) and C(active), and C(need_daemon_reload) (systemd must re-read
-      the unit's files, a drop-in changed); each null when systemctl cannot say.
+    - The unit of O(service), with C(enabled), C(active) and C(active_state) (systemd's ActiveState), and
+      C(need_daemon_reload) (systemd must re-read the unit's files, a drop-in changed); each null when systemctl
+      cannot say. Read after the wait of O(settle_timeout).
   returned: when O(service) is set
   type: dict
-  sample: {name: supervisor, enabled: true, active: true, need_daemon_reload: false}
+  sample: {name: supervisor, enabled: true, active: true, active_state: active, need_daemon_reload: false}
+settled_after:
+  description: Seconds waited for a shutdown or restart of supervisord that was under way (O(settle_timeout)).
+  returned: when supervisord answered
+  type: float
+  sample: 0.0
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -221,7 +236,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_r
     visibly_absent,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_tree_problems
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect, read_settled
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_packages import packages_missing
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import path_states
 from ansible_collections.authops.celery_tuning.plugins.module_utils.systemd_units import service_state
@@ -242,6 +257,7 @@ def main():
         venv_requirements=dict(type='list', elements='str', default=[]),
         service=dict(type='str'),
         root_safe=dict(type='list', elements='str', default=[]),
+        settle_timeout=dict(type='int', default=0),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
@@ -250,20 +266,30 @@ def main():
                                                   p['package_manager']),
                 venv_missing=venv_requirements_missing(p['venv'], p['venv_requirements']),
                 root_safe=dict((path, root_safe_tree_problems(path)) for path in p['root_safe']))
-    if p['service']:
-        host['service'] = service_state(module.run_command, module.get_bin_path, p['service'])
+    def unit_state():
+        return service_state(module.run_command, module.get_bin_path, p['service'])['active_state'] if p['service'] else None
+
+    failure = None
     if not HAS_SUPERVISOR:
-        if p['missing_ok'] and visibly_absent(p['socket'], p['config_file']):
-            module.exit_json(changed=False, found=False, processes=[], **host)
-        module.fail_json(msg=missing_supervisor_message(), exception=SUPERVISOR_IMPORT_ERROR)
-    try:
-        client = connect_from_module_params(p)
-        processes = collect(client, p['name'])
-    except SupervisorError as exc:
-        if p['missing_ok'] and exc.kind in (KIND_BAD_NAME, KIND_REFUSED, KIND_SOCKET_MISSING):
-            module.exit_json(changed=False, found=False, processes=[], **host)
-        module.fail_json(msg=exc.msg)
-    module.exit_json(changed=False, found=True, processes=processes, **host)
+        found = dict(found=False, processes=[])
+        if not (p['missing_ok'] and visibly_absent(p['socket'], p['config_file'])):
+            failure = dict(msg=missing_supervisor_message(), exception=SUPERVISOR_IMPORT_ERROR)
+    else:
+        try:
+            processes, waited = read_settled(lambda: collect(connect_from_module_params(p), p['name']), unit_state,
+                                             max(p['settle_timeout'], 0))
+            found = dict(found=True, processes=processes, settled_after=waited)
+        except SupervisorError as exc:
+            found = dict(found=False, processes=[])
+            if not (p['missing_ok'] and exc.kind in (KIND_BAD_NAME, KIND_REFUSED, KIND_SOCKET_MISSING)):
+                failure = dict(msg=exc.msg)
+    if p['service']:  # read after the wait: the unit may have moved on
+        host['service'] = service_state(module.run_command, module.get_bin_path, p['service'])
+    if failure:
+        failure.update(host)
+        module.fail_json(**failure)
+    host.update(found)
+    module.exit_json(changed=False, **host)
 
 
 if __name__ == '__main__':

@@ -115,12 +115,15 @@ def test_service_state():
         calls.append(argv)
         return 0, "".join("%s=%s\n" % item for item in answers.items()), ""
     assert service_state(run, _bin("/bin"), "supervisor") == dict(
-        name="supervisor", enabled=True, active=True, need_daemon_reload=False)
+        name="supervisor", enabled=True, active=True, active_state="active", need_daemon_reload=False)
     assert calls[0] == ["/bin/systemctl", "show", "--property=UnitFileState,ActiveState,NeedDaemonReload",
                         "supervisor.service"]
     answers.update({"UnitFileState": "disabled", "ActiveState": "inactive"})
     assert service_state(run, _bin("/bin"), "supervisor") == dict(
-        name="supervisor", enabled=False, active=False, need_daemon_reload=False)
+        name="supervisor", enabled=False, active=False, active_state="inactive", need_daemon_reload=False)
+    answers["ActiveState"] = "deactivating"  # a restart under way
+    assert service_state(run, _bin("/bin"), "supervisor")["active_state"] == "deactivating"
+    answers["ActiveState"] = "inactive"
     answers["UnitFileState"] = "something new"
     assert service_state(run, _bin("/bin"), "supervisor")["enabled"] is None
     # A drop-in written by a run that died before daemon-reload.
@@ -129,7 +132,7 @@ def test_service_state():
     del answers["NeedDaemonReload"]
     assert service_state(run, _bin("/bin"), "supervisor")["need_daemon_reload"] is None
     assert service_state(run, _bin(None), "supervisor") == dict(name="supervisor", enabled=None, active=None,
-                                                                need_daemon_reload=None)
+                                                                active_state=None, need_daemon_reload=None)
 
 
 def _venv(tmp_path, *dists):

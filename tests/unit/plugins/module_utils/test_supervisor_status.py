@@ -8,10 +8,13 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
+    FAULT_SHUTDOWN_STATE,
     KIND_BAD_NAME,
+    KIND_CONNECTION,
+    KIND_REFUSED,
     SupervisorError,
 )
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect, read_settled
 
 
 class FakeClient(object):
@@ -70,3 +73,65 @@ def test_unknown_name_says_what_exists(proc):
         collect(CLIENT, "nope", proc=proc)
     assert err.value.kind == KIND_BAD_NAME
     assert "memmon, myauth" in str(err.value)
+
+
+class _Clock(object):
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def _answers(*answers):
+    """read() that gives each answer in turn (an exception is raised), the last one from then on."""
+    seq = list(answers)
+
+    def read():
+        answer = seq.pop(0) if len(seq) > 1 else seq[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    return read
+
+
+def _shutting():
+    return SupervisorError('supervisord at /run/s.sock is shutting down or restarting (SHUTDOWN_STATE on x).',
+                           kind=KIND_CONNECTION, fault_code=FAULT_SHUTDOWN_STATE)
+
+
+def _refused():
+    return SupervisorError('refused', kind=KIND_REFUSED)
+
+
+def test_a_restart_under_way_is_waited_out():
+    clock = _Clock()
+    states = iter(['deactivating', 'activating'])
+    got, waited = read_settled(_answers(_shutting(), _shutting(), _refused(), _refused(), ['p']),
+                               lambda: next(states), 700, clock=clock, sleep=clock.sleep)
+    assert got == ['p'] and waited == 8.0
+
+
+def test_a_daemon_that_is_down_is_not_waited_for():
+    clock = _Clock()
+    refused = _refused()
+    with pytest.raises(SupervisorError) as err:
+        read_settled(_answers(refused), lambda: 'inactive', 700, clock=clock, sleep=clock.sleep)
+    assert err.value is refused and clock.now == 0
+
+
+def test_a_restart_that_does_not_end_fails_saying_so():
+    clock = _Clock()
+    with pytest.raises(SupervisorError) as err:
+        read_settled(_answers(_shutting()), lambda: 'deactivating', 10, clock=clock, sleep=clock.sleep)
+    assert 'Still so after 10 s' in err.value.msg and 'SHUTDOWN_STATE' in str(err.value)
+
+
+def test_no_wait_asks_once():
+    clock = _Clock()
+    with pytest.raises(SupervisorError) as err:
+        read_settled(_answers(_shutting(), ['p']), lambda: None, 0, clock=clock, sleep=clock.sleep)
+    assert 'Still so' not in err.value.msg and clock.now == 0
