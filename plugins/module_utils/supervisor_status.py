@@ -12,10 +12,17 @@ import time
 from ansible_collections.authops.celery_tuning.plugins.module_utils import procfs
 from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
     FAULT_SHUTDOWN_STATE,
+    HAS_SUPERVISOR,
     KIND_BAD_NAME,
     KIND_REFUSED,
     KIND_SOCKET_MISSING,
+    SUPERVISOR_IMPORT_ERROR,
     SupervisorError,
+    missing_supervisor_message,
+)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
+    connect_from_module_params,
+    visibly_absent,
 )
 
 #: systemd states of a unit on its way up or down: a restart that is under way.
@@ -88,3 +95,26 @@ def collect(client, name=None, proc='/proc'):
             entry['cmdline'] = procfs.read_cmdline(pid, proc)
         processes.append(entry)
     return processes
+
+
+def read_daemon(params, read_service, connect=connect_from_module_params, has_supervisor=HAS_SUPERVISOR):
+    """supervisor_info's question to the daemon: ``(found, failure)``, ``found`` with ``found``, ``processes``
+    (and ``settled_after``), ``failure`` None or fail_json's arguments. A daemon that is not there is not found
+    (no failure) with ``missing_ok``; a restart under way is waited out for ``settle_timeout`` seconds."""
+    absent = dict(found=False, processes=[])
+    if not has_supervisor:
+        if params['missing_ok'] and visibly_absent(params['socket'], params['config_file']):
+            return absent, None
+        return absent, dict(msg=missing_supervisor_message(), exception=SUPERVISOR_IMPORT_ERROR)
+
+    def unit_state():
+        return read_service()['active_state'] if params['service'] else None
+
+    try:
+        processes, waited = read_settled(lambda: collect(connect(params), params['name']), unit_state,
+                                         max(params['settle_timeout'] or 0, 0))
+    except SupervisorError as exc:
+        if params['missing_ok'] and exc.kind in (KIND_BAD_NAME, KIND_REFUSED, KIND_SOCKET_MISSING):
+            return absent, None
+        return absent, dict(msg=exc.msg)
+    return dict(found=True, processes=processes, settled_after=waited), None

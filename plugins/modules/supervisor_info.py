@@ -221,22 +221,9 @@ settled_after:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_errors import (
-    HAS_SUPERVISOR,
-    KIND_BAD_NAME,
-    KIND_REFUSED,
-    KIND_SOCKET_MISSING,
-    SUPERVISOR_IMPORT_ERROR,
-    SupervisorError,
-    missing_supervisor_message,
-)
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import (
-    connect_from_module_params,
-    connection_argument_spec,
-    visibly_absent,
-)
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_rpc import connection_argument_spec
 from ansible_collections.authops.celery_tuning.plugins.module_utils.root_safe import root_safe_tree_problems
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect, read_settled
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import read_daemon
 from ansible_collections.authops.celery_tuning.plugins.module_utils.host_packages import packages_missing
 from ansible_collections.authops.celery_tuning.plugins.module_utils.in_place import path_states
 from ansible_collections.authops.celery_tuning.plugins.module_utils.systemd_units import service_state
@@ -266,23 +253,7 @@ def main():
                                                   p['package_manager']),
                 venv_missing=venv_requirements_missing(p['venv'], p['venv_requirements']),
                 root_safe=dict((path, root_safe_tree_problems(path)) for path in p['root_safe']))
-    def unit_state():
-        return service_state(module.run_command, module.get_bin_path, p['service'])['active_state'] if p['service'] else None
-
-    failure = None
-    if not HAS_SUPERVISOR:
-        found = dict(found=False, processes=[])
-        if not (p['missing_ok'] and visibly_absent(p['socket'], p['config_file'])):
-            failure = dict(msg=missing_supervisor_message(), exception=SUPERVISOR_IMPORT_ERROR)
-    else:
-        try:
-            processes, waited = read_settled(lambda: collect(connect_from_module_params(p), p['name']), unit_state,
-                                             max(p['settle_timeout'], 0))
-            found = dict(found=True, processes=processes, settled_after=waited)
-        except SupervisorError as exc:
-            found = dict(found=False, processes=[])
-            if not (p['missing_ok'] and exc.kind in (KIND_BAD_NAME, KIND_REFUSED, KIND_SOCKET_MISSING)):
-                failure = dict(msg=exc.msg)
+    found, failure = read_daemon(p, lambda: service_state(module.run_command, module.get_bin_path, p['service']))
     if p['service']:  # read after the wait: the unit may have moved on
         host['service'] = service_state(module.run_command, module.get_bin_path, p['service'])
     if failure:

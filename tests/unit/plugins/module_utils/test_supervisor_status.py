@@ -14,7 +14,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_e
     KIND_REFUSED,
     SupervisorError,
 )
-from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect, read_settled
+from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_status import collect, read_daemon, read_settled
 
 
 class FakeClient(object):
@@ -135,3 +135,45 @@ def test_no_wait_asks_once():
     with pytest.raises(SupervisorError) as err:
         read_settled(_answers(_shutting(), ['p']), lambda: None, 0, clock=clock, sleep=clock.sleep)
     assert 'Still so' not in err.value.msg and clock.now == 0
+
+
+def _params(**kw):
+    params = dict(name=None, missing_ok=True, socket='/nonexistent/s.sock', config_file='/nonexistent/s.conf',
+                  service='supervisor', settle_timeout=0)
+    params.update(kw)
+    return params
+
+
+class _Daemon(object):
+    def __init__(self, *answers):
+        self.read = _answers(*answers)
+
+    def get_all_process_info(self):
+        return self.read()
+
+    def get_all_config_info(self):
+        return []
+
+
+def test_read_daemon_finds_the_processes():
+    found, failure = read_daemon(_params(), lambda: dict(active_state='active'), connect=lambda p: _Daemon([]))
+    assert failure is None and found == dict(found=True, processes=[], settled_after=0.0)
+
+
+def test_read_daemon_missing_ok_reports_a_stopped_daemon_as_not_found():
+    found, failure = read_daemon(_params(), lambda: dict(active_state='inactive'),
+                                 connect=lambda p: _Daemon(_refused()))
+    assert failure is None and found == dict(found=False, processes=[])
+
+
+def test_read_daemon_fails_on_a_shutdown_that_outlasts_its_wait():
+    found, failure = read_daemon(_params(missing_ok=False), lambda: dict(active_state='deactivating'),
+                                 connect=lambda p: _Daemon(_shutting()))
+    assert found['found'] is False and 'SHUTDOWN_STATE' in failure['msg']
+
+
+def test_read_daemon_without_supervisor_installed():
+    found, failure = read_daemon(_params(), lambda: None, has_supervisor=False)
+    assert failure is None and found['found'] is False
+    found, failure = read_daemon(_params(missing_ok=False), lambda: None, has_supervisor=False)
+    assert 'supervisor' in failure['msg']
