@@ -9,7 +9,7 @@ APP is Celery's -A (myauth); TIMEOUT the seconds to wait for the workers' replie
 names to the queues they must consume ({} asks every node); QUEUES is a comma-separated list of queues
 whose backlog to read from the broker ("" for none). --wait asks again every 2 s until ready, for at most
 SECONDS (tune.yml's readiness wait after a change); --database also opens a connection to each of
-Django's databases (Auth's MariaDB) and closes it.
+Django's databases (Auth's MariaDB), from Django's settings alone, and closes it.
 
 Output: broker (its URL, without the password) and broker_error (the last error talking to it), nodes
 (name -> ping, pool, slots, active (tasks in flight), reserved, queues), backlog (queue -> messages
@@ -63,10 +63,10 @@ def _error(exc, secrets=()):
 
 
 def _broker(app):
-    """The broker's URL as kombu prints it (the password as **), and the password itself, to mask it."""
+    """The broker's URL (a password written as **), and the password itself, to mask it in errors."""
     conn = app.connection_for_read()
     try:
-        return conn.as_uri(), conn.password
+        return conn.as_uri(include_password=not conn.password), conn.password
     finally:
         conn.release()
 
@@ -122,12 +122,11 @@ def _nodes(app, expect, timeout):
 
 def _databases():
     """Django's databases, alias -> (connection, 'NAME (vendor) on HOST:PORT'); {} without Django settings
-    (a project that is not Django's, such as the test bed's stand-in)."""
+    (a project that is not Django's, such as the test bed's stand-in). Django's apps are not set up: Auth's
+    need Redis for that, and a connection needs only the settings."""
     if not os.environ.get("DJANGO_SETTINGS_MODULE"):
         return {}
-    import django
     from django.db import connections
-    django.setup()
     found = {}
     for alias in connections:
         conn = connections[alias]
@@ -191,11 +190,7 @@ def main():
         try:
             databases = _databases()
         except Exception as exc:  # pylint: disable=broad-except  # settings that do not load: said, not raised
-            out = dict(broker=broker, broker_error=None, nodes={}, backlog={}, expect=args.expect, missing=[],
-                       database="Django's databases", database_error="Django did not set up: %s" % _error(exc),
-                       ready=False, waited=0)
-            print(json.dumps(out, sort_keys=True))
-            return
+            databases = {"default": (_Unloaded(exc), "Django's default")}
     queues = [q for q in args.queues.split(",") if q]
     while True:
         began = time.monotonic()
@@ -206,6 +201,20 @@ def main():
         time.sleep(INTERVAL)
     out.update(broker=broker, expect=args.expect, waited=int(round(time.monotonic() - started)))
     print(json.dumps(out, sort_keys=True))
+
+
+class _Unloaded(object):
+    """A database whose settings did not load: each round says so, with the error."""
+    settings_dict = {}
+
+    def __init__(self, exc):
+        self.exc = exc
+
+    def ensure_connection(self):
+        raise RuntimeError("Auth's Django settings did not load: %s" % _error(self.exc))
+
+    def close(self):
+        pass
 
 
 if __name__ == "__main__":
