@@ -143,3 +143,18 @@ def test_without_wait_one_round(script, monkeypatch, capsys):
     script.main()
     assert len(calls) == 1 and calls[0][3] == ["celery", "services"]
     assert json.loads(capsys.readouterr().out)["broker"] == "redis://127.0.0.1:6379/0"
+
+
+def test_settings_that_do_not_load_are_said_each_round(script, pools, monkeypatch, capsys):
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "myauth.settings.local")
+    monkeypatch.setattr(script, "_app", lambda name: FakeApp({"celery@worker_00": ["celery"]}))
+    monkeypatch.setattr(script, "_broker", lambda app: ("redis://localhost:6379/0", None))
+
+    def broken():
+        raise ImportError("No module named 'myauth.settings.local'")
+    monkeypatch.setattr(script, "_databases", broken)
+    monkeypatch.setattr(script.sys, "argv", ["celery_cluster.py", "myauth", "5", json.dumps(EXPECT), "", "--database"])
+    script.main()
+    out = json.loads(capsys.readouterr().out)
+    assert not out["ready"] and out["database"] == "Django's default"
+    assert out["database_error"] == "Auth's Django settings did not load: No module named 'myauth.settings.local'"
