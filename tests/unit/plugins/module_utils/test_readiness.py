@@ -24,8 +24,8 @@ def node(ping=True, queues=("celery",)):
 
 
 def script(rc=0, **report):
-    out = dict(broker=BROKER, broker_error=None, nodes={"celery@worker_00": node(),
-                                                       "celery@worker_services_00": node(queues=["services"])},
+    nodes = {"celery@worker_00": node(), "celery@worker_services_00": node(queues=["services"])}
+    out = dict(broker=BROKER, broker_error=None, nodes=nodes,
                backlog={}, database=DATABASE, database_error=None, expect=EXPECT, missing=[], ready=True, waited=4)
     out.update(report)
     return dict(rc=rc, stdout=json.dumps(out), stderr="")
