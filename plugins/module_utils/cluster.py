@@ -136,6 +136,12 @@ def worker_nodes(member):
     return nodes
 
 
+def host_nodes(host, plan, nodename, group_name=None):
+    """The Celery nodes one host runs by its plan (``celery_workers_plan``), named as its workers register
+    them: ``nodename`` is the host's own name (what Celery's ``%h`` expands to), not the inventory's."""
+    return worker_nodes(check_member(host, dict(role="web", nodename=nodename, group_name=group_name, plan=plan)))
+
+
 # ---------------------------------------------------------------------------------------------
 # checks
 # ---------------------------------------------------------------------------------------------

@@ -153,18 +153,24 @@ class ReloadRunner(StopStart):
         self.actions.append('held back %s until %s run' % (', '.join(early), ', '.join(sorted(last))))
 
     def _wait_ready(self):
-        """Until ``ready_url`` answers at all (any HTTP status), or ``ready_timeout`` passes."""
+        """Until ``ready_url`` answers with a status below 500, or ``ready_timeout`` passes (then the others
+        start anyway, and the message says what the website last answered)."""
         url = self.params.get('ready_url')
         if not url:
             return
         t0 = self.clock()
-        while not self.url_answers(url):
+        while True:
+            answers, what = self.url_answers(url)
+            if answers:
+                break
             if self.clock() - t0 >= self.params.get('ready_timeout', 60):
-                self.actions.append('%s did not answer within %ss; starting the others anyway'
-                                    % (url, self.params.get('ready_timeout', 60)))
+                self.actions.append('%s did not answer within %ss (last: %s%s); starting the others anyway'
+                                    % (url, self.params.get('ready_timeout', 60), what,
+                                       ': the website runs but cannot serve, see its log' if what.startswith('HTTP 5')
+                                       else ''))
                 return
             self.sleep(self.interval)
-        self.actions.append('%s answered after %.1fs' % (url, self.clock() - t0))
+        self.actions.append('%s answered (%s) after %.1fs' % (url, what, self.clock() - t0))
 
     def _start_in_order(self):
         self.phase = PHASE_START

@@ -50,14 +50,16 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_r
 
 
 def _url_answers(url, timeout=2):
-    """Whether an HTTP server answers ``url`` at all (any status counts: the application is up)."""
+    """Whether the website answers ``url``, and what it answered: any status below 500 counts (a redirect to
+    the login page, a 404: the application serves); a 5xx (it runs but cannot serve, for example without its
+    database) or no answer does not. Returns ``(answers, what)``, ``what`` for the messages."""
     try:
-        with open_url(url, timeout=timeout, follow_redirects='none'):
-            return True
-    except HTTPError:
-        return True
-    except Exception:  # pylint: disable=broad-except
-        return False
+        with open_url(url, timeout=timeout, follow_redirects='none') as response:
+            return True, 'HTTP %s' % response.getcode()
+    except HTTPError as exc:
+        return exc.code < 500, 'HTTP %s' % exc.code
+    except Exception as exc:  # pylint: disable=broad-except
+        return False, str(getattr(exc, 'reason', None) or exc) or type(exc).__name__
 
 
 def _pid_alive(pid):

@@ -87,8 +87,9 @@ options:
   ready_url:
     description:
       - With O(stop_last), a URL the O(stop_last) programs serve (Auth's gunicorn, for example
-        C(http://127.0.0.1:8000/)). The other programs start only once it answers (any HTTP status), or
-        after O(ready_timeout), so the website boots without competing with them for the CPU.
+        C(http://127.0.0.1:8000/)). The other programs start only once it answers with a status below 500 (a
+        redirect to the login page counts, a 5xx does not, the website runs but cannot serve), or after
+        O(ready_timeout), so the website boots without competing with them for the CPU.
     type: str
   ready_timeout:
     description:

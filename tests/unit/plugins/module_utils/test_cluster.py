@@ -16,6 +16,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.cluster impo
     plan_cluster,
     worker_nodes,
     check_member,
+    host_nodes,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.programs import plan_group
 
@@ -69,6 +70,23 @@ def test_worker_nodes_skip_beat_and_count_processes():
                                           "bulk_01@auth1"]
     assert nodes[0]["queues"] == ["celery"] and nodes[1]["queues"] == ["services"]
     assert nodes[1]["slots"] == 1 and nodes[1]["pool"] == "prefork"
+
+
+def test_host_nodes_of_a_single_server_are_auth_s_names():
+    """One server (no cluster): the nodes its workers register, as Auth 5.x names them; beat is none."""
+    nodes = host_nodes("auth1.example.org", real_plan(WEB_WORKERS, node_name=None), "web-01", "myauth")
+    assert [(n["node"], n["queues"]) for n in nodes] == [("celery@worker_00", ["celery"]),
+                                                         ("celery@worker_services_00", ["services"])]
+
+
+def test_host_nodes_expand_h_to_the_host_s_own_name_not_the_inventory_s():
+    nodes = host_nodes("auth1.example.org", real_plan(WEB_WORKERS), "web-01", "myauth")
+    assert [n["node"] for n in nodes] == ["worker_00@web-01", "worker_services_00@web-01"]
+
+
+def test_host_nodes_refuse_a_plan_that_is_none():
+    with pytest.raises(ClusterError, match="celery_workers_plan"):
+        host_nodes("auth1", None, "auth1")
 
 
 # -- a good cluster ------------------------------------------------------------------------------

@@ -645,20 +645,68 @@ def test_connect_waits_for_a_restarting_daemon():
     assert not res['changed'] and clock() >= 1005
 
 
-def test_url_answers_counts_any_http_status(tmp_path):
-    """The website is up when it answers at all: a 404 or a redirect count, a closed port does not."""
+def test_url_answers_counts_a_status_below_500(tmp_path):
+    """The website serves when it answers below 500: a 404 or a redirect count; a 500 (it runs but cannot serve,
+    for example without its database) and a closed port do not, and each says what it got."""
     import http.server
     import threading
 
     from ansible_collections.authops.celery_tuning.plugins.module_utils.group_runner_base import _url_answers
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  # http.server's name
+            code = {"/": 302, "/missing": 404}.get(self.path, 500)
+            self.send_response(code)
+            self.send_header("Location", "/account/login/")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         port = server.server_address[1]
-        assert _url_answers("http://127.0.0.1:%d/no-such-page" % port)
+        assert _url_answers("http://127.0.0.1:%d/" % port) == (True, "HTTP 302")
+        assert _url_answers("http://127.0.0.1:%d/missing" % port) == (True, "HTTP 404")
+        assert _url_answers("http://127.0.0.1:%d/broken" % port) == (False, "HTTP 500")
     finally:
         server.shutdown()
         server.server_close()
-    assert not _url_answers("http://127.0.0.1:%d/" % port)
+    answers, what = _url_answers("http://127.0.0.1:%d/" % port)
+    assert not answers and "refused" in what.lower()
+
+
+def _ready_runner(answers):
+    from ansible_collections.authops.celery_tuning.plugins.module_utils.group_apply import ReloadRunner
+    clock = FakeClock()
+    calls = []
+
+    def url_answers(url):
+        calls.append(clock())
+        return answers(clock() - 1000.0)
+    runner = ReloadRunner(None, params(ready_url="http://127.0.0.1:8000/", ready_timeout=60, poll_interval=1),
+                          clock=clock, sleep=clock.sleep, url_answers=url_answers)
+    return runner, clock, calls
+
+
+def test_wait_ready_goes_on_once_the_website_answers_below_500():
+    runner, clock, calls = _ready_runner(lambda t: (True, "HTTP 302") if t >= 3 else (False, "HTTP 500"))
+    runner._wait_ready()
+    assert clock() == 1003.0 and runner.actions == ["http://127.0.0.1:8000/ answered (HTTP 302) after 3.0s"]
+
+
+def test_wait_ready_on_a_5xx_waits_its_timeout_then_says_what_the_website_answered():
+    runner, clock, calls = _ready_runner(lambda t: (False, "HTTP 500"))
+    runner._wait_ready()
+    assert clock() == 1060.0
+    assert runner.actions == ["http://127.0.0.1:8000/ did not answer within 60s (last: HTTP 500: the website runs but "
+                              "cannot serve, see its log); starting the others anyway"]
+
+
+def test_wait_ready_without_an_answer_says_why():
+    runner, clock, calls = _ready_runner(lambda t: (False, "[Errno 111] Connection refused"))
+    runner._wait_ready()
+    assert runner.actions == ["http://127.0.0.1:8000/ did not answer within 60s (last: [Errno 111] Connection refused); "
+                              "starting the others anyway"]
