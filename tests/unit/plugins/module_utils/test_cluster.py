@@ -90,9 +90,10 @@ def test_web_and_worker_host():
 
 
 def test_queue_on_one_host_only_is_reported():
-    hosts = web_and_worker()
-    hosts["auth1"]["plan"] = real_plan(WEB_WORKERS + [{"name": "bulk", "queues": ["bulk"]}])
-    result = plan_cluster(hosts)
+    hosts = web_and_worker(budget=50)
+    hosts["auth1"]["plan"] = real_plan(WEB_WORKERS + [{"name": "bulk", "queues": ["bulk"]}], budget=50)
+    # three auto workers of 38 slots: each host plans within its share of the cluster's 100
+    result = plan_cluster(hosts, 100)
     assert result["warnings"] == ["queue bulk is consumed on auth1 only: it pauses while auth1 is applied; "
                                   "give it a worker on another host to keep it consumed"]
 

@@ -233,9 +233,10 @@ def test_auto_pool_from_workload(workload, pool):
 
 def test_auto_concurrency_defaults():
     assert one({"name": "w", "workload": "cpu"}, cpu_count=6)["concurrency"] == 6
-    assert one({"name": "w", "workload": "io"})["concurrency"] == 18
-    assert one({"name": "w", "pool": "gevent"})["concurrency"] == 18
-    assert one({"name": "w", "pool": "eventlet"})["concurrency"] == 18
+    # Auth's update tasks as the bench measured them: 0.8 x 480 ms / 10 ms = 38 slots (2 CPUs: 2 x 38 fit the budget)
+    assert one({"name": "w", "workload": "io"}, cpu_count=2)["concurrency"] == 38
+    assert one({"name": "w", "pool": "gevent"}, cpu_count=2)["concurrency"] == 38
+    assert one({"name": "w", "pool": "eventlet"}, cpu_count=2)["concurrency"] == 38
     assert one({"name": "w", "workload": "mixed"})["concurrency"] == 5
 
 
@@ -327,13 +328,19 @@ def test_auto_cannot_fit_errors():
 def test_budget_block():
     result = plan([{"name": "w", "pool": "gevent", "concurrency": 10, "memory_limit": "512MB"}],
                   memory_total="8GB", memory_budget_percent=25)
+    explain = result["budget"].pop("explain")
+    # the estimate is what a gevent process of 10 slots uses (128 MiB + 10 x 0.25 MiB), not its memmon limit
     assert result["budget"] == {
         "memory_budget_percent": 25,
         "memory_budget_bytes": 2 * GIB,
-        "memory_estimate_bytes": 512 * MIB,
+        "memory_estimate_bytes": 128 * MIB + 10 * MIB // 4,
+        "memory_reserve_bytes": 512 * MIB,
+        "memory_carried_bytes": 0,
+        "memory_host_estimate_bytes": 640 * MIB + 10 * MIB // 4,
         "db_connection_budget": 100,
         "db_connections": 10,
     }
+    assert explain[0].startswith("memory budget 2.0 GiB: 25% of 8.0 GiB")
     assert result["host"]["memory_bytes"] == 8 * GIB
     assert result["host"]["cpu_count_source"] == "parameter"
 
@@ -491,13 +498,16 @@ def test_stock_auth_plan():
     ])
     beat, worker, services = result["workers"]
     assert beat["argv"] == ["/v/bin/celery", "-A", "myauth", "beat", "--loglevel=info"]
-    assert worker["pool"] == "threads" and worker["concurrency"] == 18
+    assert worker["pool"] == "threads" and worker["concurrency"] == 32
     assert services["pool"] == "prefork" and services["concurrency"] == 1
     assert result["packages"] == []
-    # no measurement: one process per CPU (4 here), 18 threads each
-    assert worker["process_names"] == ["worker_00", "worker_01", "worker_02", "worker_03"]
-    assert result["memmon_limits"] == dict(("worker_%02d" % n, "512MB") for n in range(4))
-    assert result["budget"]["db_connections"] == 1 + 4 * 18 + 1
+    # no measurement: one process per CPU (4 here) of 38 threads would need 152 DB connections; the 98 the
+    # budget leaves are held by 3 processes of 32
+    assert worker["process_names"] == ["worker_00", "worker_01", "worker_02"]
+    assert result["memmon_limits"] == dict(("worker_%02d" % n, "512MB") for n in range(3))
+    assert result["budget"]["db_connections"] == 1 + 3 * 32 + 1
+    assert any(line.startswith("numprocs capped from 4 to 3 by the DB connection budget") for line in worker["explain"])
+    assert any(line.startswith("numprocs=3: auto, ") and line.endswith("(model: 4)") for line in worker["explain"])
     assert [w["name"] for w in result["workers"]] == ["beat", "worker", "worker_services"]
 
 
@@ -556,7 +566,8 @@ def test_size_pool_slots_follow_wall_over_cpu(wall, cpu, expected):
 
 def test_size_pool_without_measurement_uses_bench_defaults():
     size = size_pool("threads", "io", 8)
-    assert (size["concurrency"], size["numprocs"], size["measured"]) == (18, 8, False)
+    assert (size["concurrency"], size["numprocs"], size["measured"]) == (38, 8, False)
+    assert size_pool("threads", "io", 1)["explain"][-1].startswith("numprocs=1: one CPU")
     assert size_pool("threads", "io", 1)["numprocs"] == 1
     assert size_pool("threads", "mixed", 8)["numprocs"] == 1
     assert any("no measurement" in line for line in size["explain"])
@@ -577,7 +588,7 @@ def test_numprocs_grows_to_the_cpus_only_when_work_waits():
 def test_a_thin_profile_is_not_used():
     assert not size_pool("threads", "io", 4, measured(tasks=3, backlog_min=9))["measured"]
     w = one({"name": "worker"}, profile={"workers": [measured(tasks=3, backlog_min=9)]}, cpu_count=2)
-    assert (w["concurrency"], len(w["process_names"])) == (18, 2)
+    assert (w["concurrency"], len(w["process_names"])) == (38, 2)
     assert any("profile not used" in line for line in w["explain"])
 
 
@@ -600,8 +611,10 @@ def test_auto_numprocs_bounded_by_the_db_budget():
     assert (len(w["process_names"]), w["concurrency"]) == (1, 100)
     assert any("numprocs capped from 4 to 1" in line for line in w["explain"])
     assert any("(model: 400)" in line for line in w["explain"])
+    # 1000 connections: 3 processes hold them (rounded up), each of 333 slots, a core each at two thirds
     w = plan([{"name": "worker"}], cpu_count=4, profile=profile, db_connection_budget=1000)["workers"][0]
-    assert (len(w["process_names"]), w["concurrency"]) == (2, 400)
+    assert (len(w["process_names"]), w["concurrency"]) == (3, 333)
+    assert any("numprocs capped from 4 to 3 by the DB connection budget" in line for line in w["explain"])
 
 
 def test_given_numprocs_and_concurrency_are_kept():
