@@ -211,8 +211,8 @@ def two_gb_plan(facts):
                                  cpu_count=facts["cpu_count"], memory_total="2GB")
     budget = result["budget"]
     worker = next(w for w in result["workers"] if w["name"] == "worker")
-    return {"memory_total_mib": 2048, "worker": "%s %d x %d" % (worker["pool"], worker["concurrency"],
-                                                                 len(worker["process_names"])),
+    shape = "%s %d x %d" % (worker["pool"], worker["concurrency"], len(worker["process_names"]))
+    return {"memory_total_mib": 2048, "worker": shape,
             "workers_estimate_mib": round(budget["memory_estimate_bytes"] / MIB, 1),
             "carried_estimate_mib": round(budget["memory_carried_bytes"] / MIB, 1),
             "reserve_mib": round(budget["memory_reserve_bytes"] / MIB, 1),
@@ -319,14 +319,14 @@ def markdown(report):
     fit = report.get("two_gb")
     if fit:
         out.append("\nthe default plan with memory_total 2GB (%d CPUs): worker %s; workers %.0f + gunicorn %.0f + reserve "
-                   "%.0f = %.0f MiB of 2048: %s" % (report["host"]["cpu_count"], fit["worker"], fit["workers_estimate_mib"],
-                                                   fit["carried_estimate_mib"], fit["reserve_mib"], fit["host_estimate_mib"],
-                                                   "fits" if fit["fits"] else "does NOT fit"))
+                   "%.0f = %.0f MiB of 2048: %s" % (
+                       report["host"]["cpu_count"], fit["worker"], fit["workers_estimate_mib"], fit["carried_estimate_mib"],
+                       fit["reserve_mib"], fit["host_estimate_mib"], "fits" if fit["fits"] else "does NOT fit"))
     if report.get("thresholds"):
         out.append("\n| issue 23 | this run | target | met |\n|---|---:|---|---|")
         for t in report["thresholds"]:
-            out.append("| %s | %s | %s | %s |" % (t["what"], t["value"], t["target"],
-                                                 "" if t["met"] is None else "yes" if t["met"] else "**no**"))
+            met = "" if t["met"] is None else "yes" if t["met"] else "**no**"
+            out.append("| %s | %s | %s | %s |" % (t["what"], t["value"], t["target"], met))
     out.append("\nhost: %d CPUs, load average (1 min) %.2f before, %.2f after; set took %.0f s; %s" % (
         report["host"]["cpu_count"], report["loadavg_1m_start"], report["loadavg_1m_end"], report["seconds"],
         ", ".join("%s %s" % kv for kv in report["versions"].items() if kv[1])))

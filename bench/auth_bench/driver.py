@@ -2,9 +2,10 @@
 
     /home/allianceserver/venv/auth/bin/python driver.py SPEC.json OUT.json
 
-Runs as root with Auth's venv and settings (myauth.settings.local). Stops Auth's supervisor programs,
-measures the RSS of Auth's gunicorn after a few requests to the website, loads the bench universe into Auth's database (EveAllianceInfo, EveCorporationInfo, EveCharacter, the
-layout of esi_stub.py, all rows stale), starts the ESI stub, then for each configuration of SPEC:
+Runs as root with Auth's venv and settings (myauth.settings.local). Measures the RSS of Auth's gunicorn after a
+few requests to the website, stops Auth's supervisor programs, loads the bench universe into Auth's database
+(EveAllianceInfo, EveCorporationInfo, EveCharacter, the layout of esi_stub.py, all rows stale), starts the ESI
+stub, then for each configuration of SPEC:
 
 1. starts the configuration's worker processes as the Auth user, from the project directory, with the
    argv the planner gave (Auth's own ``celery -A myauth worker ...``), each answering a control ping;

@@ -104,7 +104,7 @@ def workers_budget(memory_total, percent, reserve, carried, carried_explain=()):
     if fit < share:
         why = ("what %s leaves after the reserve %s for MariaDB, Redis and the OS and %s for the carried-over "
                "programs; %d%% would be %s" % (human_size(memory_total), human_size(reserve), human_size(carried),
-                                                 percent, human_size(share)))
+                                               percent, human_size(share)))
         memory = fit
     else:
         why = ("%d%% of %s; the host keeps the reserve %s for MariaDB, Redis and the OS and %s for the carried-over "
