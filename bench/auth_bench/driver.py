@@ -36,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 PROJECT = "/home/allianceserver/myauth"
@@ -217,9 +218,19 @@ def services_rss(names):
     return dict((name, round(value / MIB, 1)) for name, value in out.items())
 
 
-def warm_website(count=20):
-    """A few requests to Auth's website (gunicorn), so its workers hold what serving pages costs."""
-    answered = 0
+def warm_website(count=20, wait=120):
+    """A few requests to Auth's website (gunicorn), once it answers (up to ``wait`` s after the boot), so its workers
+    hold what serving pages costs."""
+    answered, deadline = 0, time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:8000/", timeout=30) as resp:
+                resp.read()
+            break
+        except urllib.error.HTTPError:  # an answer (a redirect to the login page is followed; a 500 is one too)
+            break
+        except Exception:  # pylint: disable=broad-except  # not listening yet
+            time.sleep(1)
     for _index in range(count):
         try:
             with urllib.request.urlopen("http://127.0.0.1:8000/", timeout=30) as resp:

@@ -30,14 +30,16 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.supervisor_c
 #: above 120 MiB. The baseline (128 MiB, or memory_baseline) plus this per slot estimates a process.
 SLOT_POOLS = ("threads", "gevent", "eventlet")
 SLOT_MEMORY = MIB // 4
-#: Auth's gunicorn (``myauth.wsgi``, no --preload): the master and each worker, measured in the real Auth 5.5
-#: image (bench/auth_tasks.py's ``services_rss``): the master 24 MiB, each worker (Django and Auth loaded) about
-#: 105 MiB idle; a worker grows with the pages it has served, so the estimate takes the worker baseline (128 MiB).
+#: Auth's gunicorn (``myauth.wsgi``, no --preload): its master and each worker (Django and Auth loaded). Measured in
+#: the real Auth 5.5 image (bench/auth_tasks.py, ``services_rss_mib``): 337 MiB for the master and 3 workers after 20
+#: requests to the website (2026-12-06); the estimate (32 MiB + 3 x 128 MiB = 416 MiB) leaves the workers room to
+#: grow with the pages they serve.
 GUNICORN_MASTER = 32 * MIB
 GUNICORN_WORKER = DEFAULT_BASELINE
-#: Kept free of every planned or carried program: MariaDB (its default 128 MiB buffer pool and per-connection
-#: buffers), Redis (broker and Auth's cache) and the OS. Measured in the real Auth 5.5 image after the bench's
-#: 1344 tasks: see bench/README.md (services_rss).
+#: Kept free of every planned or carried program: MariaDB (its default 128 MiB buffer pool, and a thread with its
+#: buffers per connection: up to the DB budget's 100), Redis (broker and Auth's cache) and the OS. Measured in the
+#: real Auth 5.5 image after a bench run (bench/auth_tasks.py, ``services_rss_mib``): MariaDB 125 MiB, Redis 13 MiB
+#: (2026-12-06, 112 tasks); the rest is the OS's and MariaDB's growth under many connections.
 DEFAULT_MEMORY_RESERVE = 512 * MIB
 
 
