@@ -283,9 +283,9 @@ def svg_chart(report):
     rows = report["rows"]
     top = max(max(r["tasks_per_s_spread"][1], r["tasks_per_s"]) for r in rows)
     best = max(r["tasks_per_s"] for r in rows)
-    left, width, bar, gap, head = 230, 460, 18, 8, 46
+    left, width, bar_h, gap, head = 230, 460, 18, 8, 46
     scale = width / (top * 1.08)
-    height = head + len(rows) * (bar + gap) + 40
+    height = head + len(rows) * (bar_h + gap) + 40
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">'
            % (left + width + 90, height),
            '<rect width="100%" height="100%" fill="white"/>',
@@ -295,17 +295,17 @@ def svg_chart(report):
            'of the fastest</text>' % (report["date"][:10], report["host"]["cpu_count"], report["loadavg_1m_start"],
                                       report["loadavg_1m_end"])]
     for index, r in enumerate(rows):
-        y = head + index * (bar + gap)
+        y = head + index * (bar_h + gap)
         label = "%s %d x %d (%s)" % (r["pool"], r["concurrency"], r["numprocs"], r["kind"])
-        out.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 6, y + bar - 5, label))
+        out.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 6, y + bar_h - 5, label))
         out.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>'
-                   % (left, y, r["tasks_per_s"] * scale, bar, KIND_COLOURS.get(r["kind"], "#1f77b4")))
+                   % (left, y, r["tasks_per_s"] * scale, bar_h, KIND_COLOURS.get(r["kind"], "#1f77b4")))
         if r["repeats"] > 1:
             lo, hi = r["tasks_per_s_spread"]
             out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="black"/>'
-                       % (left + lo * scale, left + hi * scale, y + bar // 2, y + bar // 2))
-        out.append('<text x="%.1f" y="%d">%.1f</text>' % (left + max(r["tasks_per_s"], r["tasks_per_s_spread"][1]) * scale
-                                                         + 4, y + bar - 5, r["tasks_per_s"]))
+                       % (left + lo * scale, left + hi * scale, y + bar_h // 2, y + bar_h // 2))
+        end = left + max(r["tasks_per_s"], r["tasks_per_s_spread"][1]) * scale + 4
+        out.append('<text x="%.1f" y="%d">%.1f</text>' % (end, y + bar_h - 5, r["tasks_per_s"]))
     x90 = left + 0.9 * best * scale
     out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#555" stroke-dasharray="4,3"/>'
                % (x90, x90, head - 4, height - 30))
@@ -468,8 +468,8 @@ def main():
     data["auth_tasks"] = report
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(markdown(report))
-    print("\nauth_tasks took %.0f s; wrote auth_tasks into %s and the chart %s" % (report["seconds"], path,
-                                                                                  write_chart(report, out)))
+    chart = write_chart(report, out)
+    print("\nauth_tasks took %.0f s; wrote auth_tasks into %s and the chart %s" % (report["seconds"], path, chart))
     bad = [r["key"] for r in rows if r["lost"] or r["failed_logged"]]
     if bad:
         print("FAILED: tasks lost or failed in %s" % ", ".join(bad))
