@@ -419,9 +419,12 @@ def main():
     out = sys.argv[2]
     logdir = os.path.join(HERE, "logs")
     os.makedirs(logdir, exist_ok=True)
-    answered = warm_website()
-    gunicorn = services_rss(["gunicorn"])
-    log("Auth's gunicorn after %d requests to the website: %.0f MiB (master and workers)" % (answered, gunicorn["gunicorn"]))
+    answered, gunicorn = 0, {}
+    if spec.get("services", True):  # the first driver run of a container: Auth's programs still run
+        answered = warm_website()
+        gunicorn = services_rss(["gunicorn"])
+        log("Auth's gunicorn after %d requests to the website: %.0f MiB (master and workers)"
+            % (answered, gunicorn["gunicorn"]))
     sh("supervisorctl", "stop", "myauth:*")  # Auth's own beat, workers and gunicorn stay out of the figures
     began = time.time()
     ids = load(spec["n"])
