@@ -61,6 +61,26 @@ def db_connections(w, concurrency):
     return w["numprocs"] * concurrency
 
 
+def db_share_of(budget, hosts):
+    """This host's even share of a DB connection budget that ``hosts`` hosts share (one MariaDB, one
+    max_connections): the budget keys ``db_hosts``, ``db_share``, ``db_why`` (how the share came about, for the
+    caps' explain) and ``db_explain`` (the budget's own explain lines)."""
+    if not isinstance(hosts, int) or isinstance(hosts, bool) or hosts < 1:
+        raise WorkerFlagsError("db_connection_hosts must be an integer >= 1 (the hosts sharing the database), "
+                               "got %r" % (hosts,))
+    if hosts == 1:
+        return dict(db_hosts=1, db_share=budget, db_why="%d connections" % budget, db_explain=[])
+    share = budget // hosts
+    if share < 1:
+        raise WorkerFlagsError("db_connection_budget %d cannot be shared by %d hosts (db_connection_hosts): each "
+                               "needs at least one connection; raise db_connection_budget together with MariaDB's "
+                               "max_connections" % (budget, hosts))
+    why = "this host's share of the cluster's DB budget: %d / %d hosts = %d connections" % (budget, hosts, share)
+    return dict(db_hosts=hosts, db_share=share, db_why=why,
+                db_explain=["DB connections: the auto values are sized within %s (given concurrency is checked "
+                            "against the whole %d; the cluster check adds up every host's)" % (why, budget)])
+
+
 def _scale(desired, weights, available):
     """Scale desired values down proportionally so sum(c*weight) <= available (min 1 each)."""
     total = sum(d * wt for d, wt in zip(desired, weights))
@@ -133,7 +153,7 @@ def _memory_caps(auto, desired, available):
     return caps
 
 
-def _fit_numprocs(auto, desired, available):
+def _fit_numprocs(auto, desired, available, why):
     """Auto numprocs lowered first when the model's slots exceed the DB connections left.
 
     Each such worker gets its proportional share of the connections left, in as few processes as hold the share
@@ -149,10 +169,10 @@ def _fit_numprocs(auto, desired, available):
         numprocs = max(1, min(p["numprocs"], -(-share // d)))
         if numprocs < p["numprocs"]:
             p["caps"].append(
-                "numprocs capped from %d to %d by the DB connection budget: %d connections are left for the auto "
-                "workers, %d for this one, which %d processes of up to %d slots (the model) hold; more processes "
-                "would only share them out thinner. To use more CPUs, raise db_connection_budget together with "
-                "MariaDB's max_connections" % (p["numprocs"], numprocs, available, share, numprocs, d))
+                "numprocs capped from %d to %d by the DB connection budget (%s): %d connections are left for the "
+                "auto workers, %d for this one, which %d processes of up to %d slots (the model) hold; more "
+                "processes would only share them out thinner. To use more CPUs, raise db_connection_budget together "
+                "with MariaDB's max_connections" % (p["numprocs"], numprocs, why, available, share, numprocs, d))
             p["numprocs_model"] = p["numprocs_model"] or p["numprocs"]
             p["numprocs"] = numprocs
             p["process_names"] = expand_process_names(p["name"], p["process_name"], numprocs, p["numprocs_start"],
@@ -195,9 +215,9 @@ def _explain_auto(p, value, desired, db_cap, mem_cap, budget, used):
     p["explain"].extend(p.get("caps") or ())
     if value < desired and db_cap == value:
         p["explain"].append(
-            "concurrency capped from %d to %d by the DB connection budget (%d connections, "
+            "concurrency capped from %d to %d by the DB connection budget (%s, "
             "%d used by workers with fixed concurrency, auto values scaled proportionally)"
-            % (desired, value, budget["db"], used["conns"]))
+            % (desired, value, budget["db_why"], used["conns"]))
     if value < desired and mem_cap == value:
         p["explain"].append(
             "concurrency capped from %d to %d so concurrency x %s per child fits the memory "
@@ -208,12 +228,13 @@ def _explain_auto(p, value, desired, db_cap, mem_cap, budget, used):
 def size_auto(auto, used, budget):
     """Auto concurrency: what the sizing model wants, scaled down to the DB and memory budgets left.
 
-    Auto numprocs shrinks first (fewer processes of the model's size), then concurrency.
+    Auto numprocs shrinks first (fewer processes of the model's size), then concurrency. The DB budget of the
+    auto values is this host's share (``db_share``: the whole budget on a host alone).
     """
     desired = [p["desired"] for p in auto]
-    _fit_numprocs(auto, desired, budget["db"] - used["conns"])
+    _fit_numprocs(auto, desired, budget["db_share"] - used["conns"], budget["db_why"])
     _fit_numprocs_memory(auto, desired, budget["memory"] - used["memory"], budget)
-    db_caps = _scale(desired, [p["numprocs"] for p in auto], budget["db"] - used["conns"])
+    db_caps = _scale(desired, [p["numprocs"] for p in auto], budget["db_share"] - used["conns"])
     mem_caps = _memory_caps(auto, desired, budget["memory"] - used["memory"])
     for i, p in enumerate(auto):
         value = p["concurrency"] = min(desired[i], db_caps[i], mem_caps[i])

@@ -42,7 +42,7 @@ description:
     numprocs C(auto) at 1."
   - Every pool slot (prefork child, thread, greenlet) may hold one database connection. Auto
     concurrency values are scaled down proportionally so that the sum over all workers fits
-    O(db_connection_budget), and prefork auto values are scaled down so that concurrency x
+    O(db_connection_budget) (in a cluster, this host's share of it, see O(db_connection_hosts)), and prefork auto values are scaled down so that concurrency x
     per-child memory (O(workers[].max_memory_per_child), else the baseline) fits the memory
     budget. Each cap is reported in the worker's C(explain) list. Explicit concurrency values are
     never changed; exceeding a budget with them is an error.
@@ -448,6 +448,18 @@ options:
         administrators.
     type: int
     default: 100
+  db_connection_hosts:
+    description:
+      - The hosts that share O(db_connection_budget) (a cluster of Auth hosts with one MariaDB and its one
+        C(max_connections)). The auto values are sized within this host's even share of the budget,
+        O(db_connection_budget) // O(db_connection_hosts), and C(explain) says when the share capped them; a
+        given concurrency is never changed and is checked against the whole budget (the
+        M(authops.celery_tuning.cluster_plan) module checks the hosts' sum). RV(budget.db_connection_budget)
+        stays the whole budget.
+      - C(1) (the default) for a host alone, or when O(db_connection_budget) already is this host's share.
+    type: int
+    default: 1
+    version_added: "0.3.0"
   allow_small_memory_limit:
     description:
       - Accept memory limits below 128MB (a warning instead of an error).
@@ -524,6 +536,15 @@ EXAMPLES = r"""
         pool: gevent
         concurrency: 10
         max_memory_per_child: 512MB
+  register: plan
+
+- name: Plan one of two hosts that share one MariaDB (auto values within 100 // 2 = 50 connections)
+  authops.celery_tuning.worker_flags:
+    db_connection_budget: 100
+    db_connection_hosts: 2
+    workers:
+      - name: worker
+        workload: io
   register: plan
 
 - name: Plan from a measurement of the running workers
@@ -814,10 +835,23 @@ budget:
       sample: ["memory budget 1.0 GiB: 50% of 2.0 GiB; the host keeps the reserve 512.0 MiB for MariaDB, Redis
                 and the OS and 416.0 MiB for the carried-over programs besides"]
     db_connection_budget:
-      description: The given O(db_connection_budget).
+      description: The given O(db_connection_budget) (in a cluster, the whole cluster's).
       returned: always
       type: int
       sample: 100
+    db_connection_hosts:
+      description: The given O(db_connection_hosts).
+      returned: always
+      type: int
+      sample: 2
+      version_added: "0.3.0"
+    db_connection_share:
+      description: The connections this host's auto values were sized within, O(db_connection_budget) //
+        O(db_connection_hosts).
+      returned: always
+      type: int
+      sample: 50
+      version_added: "0.3.0"
     db_connections:
       description: Database connections all workers may hold.
       returned: always
@@ -889,6 +923,7 @@ def argument_spec():
         memory_budget_percent=dict(type="int", default=DEFAULT_MEMORY_BUDGET_PERCENT),
         memory_reserve=dict(type="str"),
         db_connection_budget=dict(type="int", default=DEFAULT_DB_CONNECTION_BUDGET),
+        db_connection_hosts=dict(type="int", default=1),
         allow_small_memory_limit=dict(type="bool", default=False),
         baseline_headroom_action=dict(type="str", choices=list(HEADROOM_ACTIONS), default="warn"),
         strict=dict(type="bool", default=False),
@@ -949,7 +984,7 @@ def main():
             supervisord_environment=params["supervisord_environment"], adopted_memmon=params["adopted_memmon"],
             cpu_count=cpu_count, memory_total=memory_total,
             memory_budget_percent=params["memory_budget_percent"], memory_reserve=params["memory_reserve"],
-            db_connection_budget=params["db_connection_budget"],
+            db_connection_budget=params["db_connection_budget"], db_connection_hosts=params["db_connection_hosts"],
             allow_small_memory_limit=params["allow_small_memory_limit"],
             baseline_headroom_action=params["baseline_headroom_action"], strict=params["strict"],
             cpu_source=cpu_source, memory_source=memory_source, measured_rss=measured,

@@ -308,6 +308,58 @@ def test_threads_capped_by_db_budget_with_numprocs():
     assert w["process_names"] == ["w_00", "w_01"]
 
 
+WEB_HOST = [{"name": "beat", "beat": True}, {"name": "worker", "workload": "io"},
+            {"name": "worker_services", "queues": ["services"], "single_threaded": True}]
+
+
+@pytest.mark.parametrize("workers, hosts, expected", [
+    # a host alone: the model's threads 38 x 2 (78 connections with beat and worker_services)
+    (WEB_HOST, 1, (38, ["worker_00", "worker_01"], 78)),
+    # two hosts share the budget of 100: each sizes its auto values within 50
+    (WEB_HOST, 2, (24, ["worker_00", "worker_01"], 50)),
+    ([{"name": "worker", "workload": "io"}], 2, (25, ["worker_00", "worker_01"], 50)),
+    # three hosts: 33 each, numprocs shrinks first (as few processes as hold the share at the model's size)
+    ([{"name": "worker", "workload": "io"}], 3, (33, ["worker_00"], 33)),
+])
+def test_db_connection_hosts_share_the_budget(workers, hosts, expected):
+    result = plan(workers, cpu_count=2, db_connection_hosts=hosts)
+    w = [item for item in result["workers"] if item["name"] == "worker"][0]
+    assert (w["concurrency"], w["process_names"], result["budget"]["db_connections"]) == expected
+    # the plan keeps the whole budget, so that the cluster check compares and adds up the hosts
+    assert result["budget"]["db_connection_budget"] == 100
+    assert result["budget"]["db_connection_hosts"] == hosts
+    assert result["budget"]["db_connection_share"] == 100 // hosts
+    if hosts > 1:
+        assert any("this host's share of the cluster's DB budget: 100 / %d hosts" % hosts in line
+                   for line in w["explain"])
+        assert any("sized within this host's share" in line for line in result["budget"]["explain"])
+    else:
+        assert not any("share of the cluster" in line for line in w["explain"] + result["budget"]["explain"])
+
+
+def test_db_connection_hosts_never_change_given_concurrency():
+    # 60 is over this host's share (50) but within the cluster's budget: kept; the auto worker gets what is left
+    result = plan([{"name": "a", "pool": "threads", "concurrency": 60}, {"name": "b", "workload": "io"}],
+                  cpu_count=1, db_connection_hosts=2)
+    a, b = result["workers"]
+    assert a["concurrency"] == 60
+    assert b["concurrency"] == 1
+    assert result["budget"]["db_connections"] == 61
+    with pytest.raises(WorkerFlagsError, match="db_connection_budget is 100"):
+        plan([{"name": "a", "pool": "threads", "concurrency": 101}], db_connection_hosts=2)
+
+
+@pytest.mark.parametrize("hosts, budget, message", [
+    (0, 100, "db_connection_hosts must be an integer >= 1"),
+    (True, 100, "db_connection_hosts must be an integer >= 1"),
+    ("2", 100, "db_connection_hosts must be an integer >= 1"),
+    (3, 2, "cannot be shared by 3 hosts"),
+])
+def test_db_connection_hosts_refused(hosts, budget, message):
+    with pytest.raises(WorkerFlagsError, match=message):
+        plan([{"name": "w"}], db_connection_hosts=hosts, db_connection_budget=budget)
+
+
 def test_explicit_concurrency_over_db_budget_errors():
     with pytest.raises(WorkerFlagsError, match="db_connection_budget"):
         one({"name": "w", "pool": "gevent", "concurrency": 200})
@@ -338,6 +390,8 @@ def test_budget_block():
         "memory_carried_bytes": 0,
         "memory_host_estimate_bytes": 640 * MIB + 10 * MIB // 4,
         "db_connection_budget": 100,
+        "db_connection_hosts": 1,
+        "db_connection_share": 100,
         "db_connections": 10,
     }
     assert explain[0].startswith("memory budget 2.0 GiB: 25% of 8.0 GiB")
