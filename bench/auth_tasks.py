@@ -16,10 +16,14 @@ ships (esi/tests/test_openapi.json) has four operations (assets, notifications, 
 none of the seven Auth calls; pointing ESI_API_URL at the stub would mean writing our own ESI spec.
 
 Configurations (flags from the collection's planner, ``plan_workers``, as bench.py): Auth's shipped threads
-5, the guide's default prefork x cores, the automatic plan for ``workload: io`` and a sweep of threads
-10/18/25/32 x numprocs 1/2 around it. Output: a Markdown table on stdout and ``auth_tasks`` in
-results/bench.json (merged into the file bench.py writes; other keys are kept). Exit status 1 when a
-task was lost or failed; 0 otherwise, also when docker or the image is missing (the set is skipped).
+5, the guide's default prefork x cores, the automatic plan for ``workload: io`` and a sweep around it
+(the plan's concurrency in one process; threads 18/25/32/50 x one process per CPU). Each row carries the
+plan's RSS estimate of the worker program next to the measured peak; the report checks issue 23's targets
+(``thresholds``: auto against Auth's shipped and the fastest row, the built-in profile against the measured
+one, the RSS estimate against the measured, the default plan on a 2 GB host). Output: a Markdown table on
+stdout and ``auth_tasks`` in results/bench.json (merged into the file bench.py writes; other keys are kept).
+Exit status 1 when a task was lost or failed; 0 otherwise, also when docker or the image is missing (the
+set is skipped).
 """
 
 import argparse
@@ -43,11 +47,18 @@ AUTH_CELERY = "/home/allianceserver/venv/auth/bin/celery"
 AUTH_PYTHON = "/home/allianceserver/venv/auth/bin/python"
 PROJECT = "/home/allianceserver/myauth"
 INSIDE = "/opt/bench-auth"
+MIB = 1024 * 1024
+#: The sweep's threads per process (numprocs = the CPUs), besides the automatic plan and its one-process row.
+SWEEP_THREADS = (18, 25, 32, 50)
+#: Auth 5.5's gunicorn program as its generated supervisor.conf has it (for the 2 GB check of the default plan).
+AUTH_GUNICORN = {"name": "gunicorn", "options": {
+    "command": "/home/allianceserver/venv/auth/bin/gunicorn myauth.wsgi --workers=3 --timeout 120 --bind 127.0.0.1:8000",
+    "directory": PROJECT, "user": "allianceserver"}}
 APP_LINE = "INSTALLED_APPS += ['benchesi']  # authops bench only (bench/auth_bench), never on a real server"
 
 sys.path.insert(0, str(COLLECTIONS))
 try:
-    from ansible_collections.authops.celery_tuning.plugins.module_utils import sizing, worker_plan
+    from ansible_collections.authops.celery_tuning.plugins.module_utils import memory_fit, programs, sizing, worker_plan
     from ansible_collections.authops.celery_tuning.plugins.module_utils.host_facts import host_facts
 except ImportError as exc:  # pragma: no cover - setup problem
     sys.exit("cannot import the collection from %s (%s); run `make link` first" % (COLLECTIONS, exc))
@@ -82,14 +93,22 @@ def configs(facts):
             plan(facts, pool="prefork", concurrency=cores)),
            ("d", "auto", "worker_flags workload=io", auto)]
     auto_key = (auto["pool"], auto["concurrency"], len(auto["process_names"]))
-    for threads in (10, 18, 25, 32):
-        for procs in (1, 2):
-            if ("threads", threads, procs) != auto_key:
-                out.append(("s%d-%d" % (threads, procs), "other", "sweep: threads %d x %d" % (threads, procs),
-                            plan(facts, pool="threads", concurrency=threads, numprocs=procs)))
-    return [{"key": key, "kind": kind, "label": label, "pool": p["pool"], "concurrency": p["concurrency"],
-             "numprocs": len(p["process_names"]), "argv": p["argv"],
-             **({"explain": p["explain"]} if kind == "auto" else {})} for key, kind, label, p in out]
+    # around the automatic plan: the one-process row at its concurrency, then threads 18 (the plan before the
+    # default profile was Auth's), 25, 32 and 50 with one process per CPU
+    sweep = [(auto["concurrency"], 1)] + [(threads, cores) for threads in SWEEP_THREADS]
+    for threads, procs in sweep:
+        if ("threads", threads, procs) != auto_key:
+            out.append(("s%d-%d" % (threads, procs), "other", "sweep: threads %d x %d" % (threads, procs),
+                        plan(facts, pool="threads", concurrency=threads, numprocs=procs)))
+    return [config_of(key, kind, label, p) for key, kind, label, p in out]
+
+
+def config_of(key, kind, label, p):
+    """A configuration for the driver, with the plan's RSS estimate of the worker program."""
+    return {"key": key, "kind": kind, "label": label, "pool": p["pool"], "concurrency": p["concurrency"],
+            "numprocs": len(p["process_names"]), "argv": p["argv"],
+            "rss_estimate_mib": round(p["memory_estimate_bytes"] / MIB, 1),
+            **({"explain": p["explain"]} if kind == "auto" else {})}
 
 
 def wait_booted(name):
@@ -166,7 +185,11 @@ def profile(rows, facts=None):
                 "wall_over_cpu": round(row["task_ms_mean"] / row["cpu_ms_per_task"], 1) if row["task_ms_mean"] else None}
     cpus = sorted(r["cpu_ms_per_task"] for r in rows)
     replanned = replan(facts or host_facts(), shipped) if shipped["task_ms_mean"] else None
-    return {"plan_with_measured_profile": replanned,
+    measured = one(shipped)
+    agree = {"task_ratio": measured["task_ratio"], "cpu_ratio": measured["cpu_ratio"],
+             "within_20pct": bool(measured["task_ratio"] and abs(measured["task_ratio"] - 1) <= 0.2
+                                  and abs(measured["cpu_ratio"] - 1) <= 0.2)}
+    return {"plan_with_measured_profile": replanned, "agree": agree,
             "builtin": dict(builtin, wall_over_cpu=round(builtin["task_ms"] / builtin["cpu_ms"], 1),
                             source="plugins/module_utils/sizing.py DEFAULT_TASK_SECONDS, DEFAULT_TASK_CPU_SECONDS"),
             "auth_shipped": one(shipped), "per_row": [one(r) for r in rows],
@@ -175,6 +198,54 @@ def profile(rows, facts=None):
                    "row; cpu_ms_per_task: utime+stime of all worker processes (/proc/<pid>/stat) from the resume to the "
                    "last effect, over the tasks; under threads 5 like the built-in profile, which the DB set's "
                    "worker_profile measured"}
+
+
+def two_gb_plan(facts):
+    """The role's default plan (beat, worker, worker_services, Auth's gunicorn carried over) on this host's CPUs
+    with celery_workers_memory_total: 2GB: the plan's figures and whether they fit."""
+    layout = {"directory": PROJECT, "user": "allianceserver", "log_dir": "/var/log/supervisor/myauth",
+              "group_name": "myauth", "app": "myauth", "celery_bin": AUTH_CELERY}
+    workers = [{"name": "worker", "workload": "io"},
+               {"name": "worker_services", "queues": ["services"], "single_threaded": True}]
+    result = programs.plan_group([{"name": "beat", "beat": True}] + workers, layout, carry_over=[AUTH_GUNICORN],
+                                 cpu_count=facts["cpu_count"], memory_total="2GB")
+    budget = result["budget"]
+    worker = next(w for w in result["workers"] if w["name"] == "worker")
+    shape = "%s %d x %d" % (worker["pool"], worker["concurrency"], len(worker["process_names"]))
+    return {"memory_total_mib": 2048, "worker": shape,
+            "workers_estimate_mib": round(budget["memory_estimate_bytes"] / MIB, 1),
+            "carried_estimate_mib": round(budget["memory_carried_bytes"] / MIB, 1),
+            "reserve_mib": round(budget["memory_reserve_bytes"] / MIB, 1),
+            "host_estimate_mib": round(budget["memory_host_estimate_bytes"] / MIB, 1),
+            "fits": budget["memory_host_estimate_bytes"] <= 2048 * MIB, "explain": budget["explain"]}
+
+
+def thresholds(report):
+    """Issue 23's "done when", for this run: reported, never asserted (the exit status does not depend on them)."""
+    rows = report["rows"]
+    shipped = next(r for r in rows if r["kind"] == "auth_shipped")
+    auto = next(r for r in rows if r["kind"] == "auto")
+    best = max(rows, key=lambda r: r["tasks_per_s"])
+    agree = report["profile"]["agree"]
+    fit = report.get("two_gb") or {}
+    out = [("no task lost, in any row", sum(r["lost"] for r in rows), "0", sum(r["lost"] for r in rows) == 0),
+           ("auto >= 4x Auth's shipped threads 5", round(auto["tasks_per_s"] / shipped["tasks_per_s"], 2), ">= 4",
+            auto["tasks_per_s"] >= 4 * shipped["tasks_per_s"]),
+           ("auto within 10%% of the fastest row (%s, %s)" % (best["key"], best["label"].split(": ", 1)[-1]),
+            round(auto["tasks_per_s"] / best["tasks_per_s"], 2), ">= 0.9", auto["tasks_per_s"] >= 0.9 * best["tasks_per_s"]),
+           ("built-in profile within 20% of the measured (threads 5: task, CPU)",
+            "%.2f, %.2f" % (agree["task_ratio"] or 0, agree["cpu_ratio"]), "0.8-1.2", agree["within_20pct"]),
+           ("auto's peak RSS within 25%% of the plan's estimate (%.0f of %.0f MiB)"
+            % (auto["peak_rss_mib"], auto.get("rss_estimate_mib") or 0),
+            auto.get("rss_over_estimate"), "0.75-1.25",
+            bool(auto.get("rss_over_estimate")) and abs(auto["rss_over_estimate"] - 1) <= 0.25)]
+    if fit:
+        out.append(("memory_total 2GB: the default plan's estimate + gunicorn + reserve (MiB)",
+                    fit["host_estimate_mib"], "<= 2048", fit["fits"]))
+    best_runs = [k for pair in report.get("within_spread", []) if best["key"] in pair for k in pair if k != best["key"]]
+    return [{"what": w, "value": v, "target": t, "met": bool(m)} for w, v, t, m in out] + [
+        {"what": "rows within the fastest row's spread", "value": ", ".join(best_runs) or "none", "target": "",
+         "met": None}]
 
 
 def overlaps(rows):
@@ -198,7 +269,54 @@ def derive(rows):
         row["ideal_tasks_per_s"] = round(slots / (row["task_ms_mean"] / 1000), 1) if row["task_ms_mean"] else None
         row["pct_of_ideal"] = round(100 * row["tasks_per_s"] / row["ideal_tasks_per_s"], 1) \
             if row["ideal_tasks_per_s"] else None
+        row["rss_over_estimate"] = round(row["peak_rss_mib"] / row["rss_estimate_mib"], 2) \
+            if row.get("rss_estimate_mib") else None
     return rows
+
+
+KIND_COLOURS = {"auth_shipped": "#d62728", "guide_default": "#7f7f7f", "auto": "#2ca02c", "other": "#1f77b4"}
+
+
+def svg_chart(report):
+    """tasks/s of every row as horizontal bars (colour by kind), the spread of repeated rows as a whisker, and
+    90 % of the fastest row marked: an SVG of its own (no plotting library in .venv)."""
+    rows = report["rows"]
+    top = max(max(r["tasks_per_s_spread"][1], r["tasks_per_s"]) for r in rows)
+    best = max(r["tasks_per_s"] for r in rows)
+    left, width, bar_h, gap, head = 230, 460, 18, 8, 46
+    scale = width / (top * 1.08)
+    height = head + len(rows) * (bar_h + gap) + 40
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">'
+           % (left + width + 90, height),
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="10" y="18" font-size="14">auth_tasks: Auth %s\'s update tasks, %d characters (%d tasks), tasks/s</text>'
+           % (report["versions"].get("allianceauth"), report["n"], rows[0]["tasks"]),
+           '<text x="10" y="36" fill="#555">%s; %d CPUs; load %.1f -> %.1f; whiskers: min-max of 3 runs; dashed: 90 %% '
+           'of the fastest</text>' % (report["date"][:10], report["host"]["cpu_count"], report["loadavg_1m_start"],
+                                      report["loadavg_1m_end"])]
+    for index, r in enumerate(rows):
+        y = head + index * (bar_h + gap)
+        label = "%s %d x %d (%s)" % (r["pool"], r["concurrency"], r["numprocs"], r["kind"])
+        out.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 6, y + bar_h - 5, label))
+        out.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>'
+                   % (left, y, r["tasks_per_s"] * scale, bar_h, KIND_COLOURS.get(r["kind"], "#1f77b4")))
+        if r["repeats"] > 1:
+            lo, hi = r["tasks_per_s_spread"]
+            out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="black"/>'
+                       % (left + lo * scale, left + hi * scale, y + bar_h // 2, y + bar_h // 2))
+        end = left + max(r["tasks_per_s"], r["tasks_per_s_spread"][1]) * scale + 4
+        out.append('<text x="%.1f" y="%d">%.1f</text>' % (end, y + bar_h - 5, r["tasks_per_s"]))
+    x90 = left + 0.9 * best * scale
+    out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#555" stroke-dasharray="4,3"/>'
+               % (x90, x90, head - 4, height - 30))
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def write_chart(report, out_dir):
+    path = pathlib.Path(out_dir) / "auth_tasks.svg"
+    path.write_text(svg_chart(report), encoding="utf-8")
+    return path
 
 
 def markdown(report):
@@ -209,18 +327,18 @@ def markdown(report):
                report["versions"].get("allianceauth"), report["n"], rows[0]["tasks"], rows[0]["characters"],
                rows[0]["corporations"], rows[0]["alliances"]),
            "| | config | kind | pool | conc. x procs | drain s | tasks/s | spread | x Auth | % ideal | task ms "
-           "| CPU ms/task | peak RSS MiB | DB conns | lost | failed | load |",
-           "|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| CPU ms/task | peak RSS MiB | est. RSS MiB | DB conns | lost | failed | load |",
+           "|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         spread = "%.1f-%.1f (%d runs)" % (r["tasks_per_s_spread"][0], r["tasks_per_s_spread"][1], r["repeats"]) \
             if r["repeats"] > 1 else "1 run"
-        out.append("| %s | %s | %s | %s | %d x %d | %.1f | %.1f | %s | %.2f | %.0f | %.0f | %.1f | %.0f | %d | %d | %d "
-                   "| %.1f |" % (
+        out.append("| %s | %s | %s | %s | %d x %d | %.1f | %.1f | %s | %.2f | %.0f | %.0f | %.1f | %.0f | %s | %d | %d "
+                   "| %d | %.1f |" % (
                        r["key"], r["label"].split(": ", 1)[-1], r["kind"], r["pool"], r["concurrency"], r["numprocs"],
                        r["drain_s"], r["tasks_per_s"], spread, r["tasks_per_s"] / shipped, r["pct_of_ideal"] or 0,
-                       r["task_ms_mean"] or 0,
-                       r["cpu_ms_per_task"], r["peak_rss_mib"], r["db_connections"], r["lost"], r["failed_logged"],
-                       r["loadavg_1m_after"]))
+                       r["task_ms_mean"] or 0, r["cpu_ms_per_task"], r["peak_rss_mib"],
+                       "%.0f (x%.2f)" % (r["rss_estimate_mib"], r["rss_over_estimate"]) if r.get("rss_estimate_mib") else "-",
+                       r["db_connections"], r["lost"], r["failed_logged"], r["loadavg_1m_after"]))
     if report["within_spread"]:
         out.append("\nwithin each other's spread (tasks/s): " + ", ".join("%s ~ %s" % tuple(p) for p in report["within_spread"]))
     prof = report["profile"]
@@ -235,6 +353,25 @@ def markdown(report):
                    % (again["pool"], again["concurrency"], again["numprocs"], "; ".join(again["explain"][-2:])))
     auto = next(r for r in rows if r["kind"] == "auto")
     out.append("\n(d) worker_flags argv: `%s`" % " ".join(auto["argv"][1:]))
+    services = report.get("services_rss_mib")
+    if services:
+        out.append("\nRSS of what runs beside the workers: Auth's gunicorn %.0f MiB (after %d requests to the website; "
+                   "the plan estimates %.0f), MariaDB %.0f MiB and Redis %.0f MiB after the runs (the plan's reserve: "
+                   "%.0f MiB, with the OS)" % (services.get("gunicorn", 0), services.get("website_requests_answered", 0),
+                                               memory_fit.carried_estimate([AUTH_GUNICORN])[0] / MIB,
+                                               services.get("mariadbd", 0), services.get("redis-server", 0),
+                                               memory_fit.DEFAULT_MEMORY_RESERVE / MIB))
+    fit = report.get("two_gb")
+    if fit:
+        out.append("\nthe default plan with memory_total 2GB (%d CPUs): worker %s; workers %.0f + gunicorn %.0f + reserve "
+                   "%.0f = %.0f MiB of 2048: %s" % (
+                       report["host"]["cpu_count"], fit["worker"], fit["workers_estimate_mib"], fit["carried_estimate_mib"],
+                       fit["reserve_mib"], fit["host_estimate_mib"], "fits" if fit["fits"] else "does NOT fit"))
+    if report.get("thresholds"):
+        out.append("\n| issue 23 | this run | target | met |\n|---|---:|---|---|")
+        for t in report["thresholds"]:
+            met = "" if t["met"] is None else "yes" if t["met"] else "**no**"
+            out.append("| %s | %s | %s | %s |" % (t["what"], t["value"], t["target"], met))
     out.append("\nhost: %d CPUs, load average (1 min) %.2f before, %.2f after; set took %.0f s; %s" % (
         report["host"]["cpu_count"], report["loadavg_1m_start"], report["loadavg_1m_end"], report["seconds"],
         ", ".join("%s %s" % kv for kv in report["versions"].items() if kv[1])))
@@ -245,7 +382,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("-n", type=int, default=1200, help="characters (default 1200; +1/10 corporations, +1/50 alliances)")
     parser.add_argument("--only", help="comma-separated config keys (b,a,d,s10-1,...) to run")
-    parser.add_argument("--min-seconds", type=float, default=15, help="a shorter drain is repeated (default 15)")
+    parser.add_argument("--min-seconds", type=float, default=20, help="a shorter drain is repeated (default 20)")
     parser.add_argument("--repeats", type=int, default=3, help="runs in all of a row shorter than --min-seconds")
     parser.add_argument("--out", default=str(ROOT / "results"), help="where bench.json is (auth_tasks merged in)")
     parser.add_argument("--keep-logs", help="copy the worker logs into this directory")
@@ -256,9 +393,12 @@ def main():
         path = pathlib.Path(opts.out) / "bench.json"
         data = json.loads(path.read_text(encoding="utf-8"))
         report = data["auth_tasks"]
-        report.update(rows=derive(report["rows"]), within_spread=overlaps(report["rows"]), profile=profile(report["rows"]))
+        report.update(rows=derive(report["rows"]), within_spread=overlaps(report["rows"]), profile=profile(report["rows"]),
+                      two_gb=two_gb_plan(report["host"]))
+        report["thresholds"] = thresholds(report)
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(markdown(report))
+        print("\nchart: %s" % write_chart(report, opts.out))
         return 0
     if not shutil.which("docker") or docker("image", "inspect", IMAGE, check=False).returncode != 0:
         print("auth_tasks: skipped: docker or the image %s is missing (make images builds it)" % IMAGE)
@@ -286,15 +426,19 @@ def main():
         shipped = next(r for r in result["rows"] if r["kind"] == "auth_shipped")
         again = replan(facts, shipped) if shipped["task_ms_mean"] and not opts.only else None
         wanted = (again["pool"], again["concurrency"], again["numprocs"]) if again else None
-        if wanted and all((c["pool"], c["concurrency"], c["numprocs"]) != wanted for c in sets):
+        # (not when a row of the set has its pool and processes and within 10 % of its threads: that row stands for it)
+        if wanted and all((c["pool"], c["numprocs"]) != (wanted[0], wanted[2])
+                          or abs(c["concurrency"] - wanted[1]) > 0.1 * wanted[1] for c in sets):
             p = plan(facts, pool=again["pool"], concurrency=again["concurrency"], numprocs=again["numprocs"])
-            config = {"key": "p", "kind": "other", "label": "planner with the measured profile",
-                      "pool": p["pool"], "concurrency": p["concurrency"], "numprocs": len(p["process_names"]),
-                      "argv": p["argv"]}
+            config = config_of("p", "other", "planner with the measured profile", p)
             log("planner with threads 5's measurement: %s %d x %d" % (p["pool"], p["concurrency"], config["numprocs"]))
-            result["rows"] += run_in_container(name, dict(spec, configs=[config]), opts.keep_logs)["rows"]
+            result["rows"] += run_in_container(name, dict(spec, configs=[config], services=False), opts.keep_logs)["rows"]
+            sets.append(config)
     finally:
         docker("rm", "-f", name, check=False)
+    estimates = dict((c["key"], c["rss_estimate_mib"]) for c in sets)
+    for row in result["rows"]:
+        row["rss_estimate_mib"] = estimates.get(row["key"])
     rows = derive(result["rows"])
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -311,10 +455,12 @@ def main():
                         "update_character per character (what update_character_chunk queues for changed characters), "
                         "priority 7, no countdown",
         "within_spread": overlaps(rows), "profile": profile(rows, facts), "versions": result["versions"],
+        "services_rss_mib": result.get("services_rss_mib"), "two_gb": two_gb_plan(facts),
         "max_connections": result["max_connections"], "kinds": ["guide_default", "auth_shipped", "auto", "other"],
         "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "seconds": round(time.monotonic() - began, 1),
     }
+    report["thresholds"] = thresholds(report)
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "bench.json"
@@ -322,7 +468,8 @@ def main():
     data["auth_tasks"] = report
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(markdown(report))
-    print("\nauth_tasks took %.0f s; wrote auth_tasks into %s" % (report["seconds"], path))
+    chart = write_chart(report, out)
+    print("\nauth_tasks took %.0f s; wrote auth_tasks into %s and the chart %s" % (report["seconds"], path, chart))
     bad = [r["key"] for r in rows if r["lost"] or r["failed_logged"]]
     if bad:
         print("FAILED: tasks lost or failed in %s" % ", ".join(bad))

@@ -2,9 +2,10 @@
 
     /home/allianceserver/venv/auth/bin/python driver.py SPEC.json OUT.json
 
-Runs as root with Auth's venv and settings (myauth.settings.local). Stops Auth's supervisor programs,
-loads the bench universe into Auth's database (EveAllianceInfo, EveCorporationInfo, EveCharacter, the
-layout of esi_stub.py, all rows stale), starts the ESI stub, then for each configuration of SPEC:
+Runs as root with Auth's venv and settings (myauth.settings.local). Measures the RSS of Auth's gunicorn after a
+few requests to the website, stops Auth's supervisor programs, loads the bench universe into Auth's database
+(EveAllianceInfo, EveCorporationInfo, EveCharacter, the layout of esi_stub.py, all rows stale), starts the ESI
+stub, then for each configuration of SPEC:
 
 1. starts the configuration's worker processes as the Auth user, from the project directory, with the
    argv the planner gave (Auth's own ``celery -A myauth worker ...``), each answering a control ping;
@@ -17,6 +18,8 @@ layout of esi_stub.py, all rows stale), starts the ESI stub, then for each confi
    in the database (rows carrying the run's marker: see esi_stub.py) or nothing moved for 60 s;
 4. reads the worker logs (--loglevel=info: "Task ... succeeded in Xs"), Max_used_connections, the CPU
    times again, and stops the workers with TERM.
+
+After the last configuration it measures the RSS of MariaDB and Redis (``services_rss_mib``, with gunicorn's).
 
 SPEC: {"n": characters, "configs": [{"key", "kind", "label", "pool", "concurrency", "numprocs", "argv"}],
 "min_seconds": 15, "repeats": 3}. A configuration whose drain is shorter than min_seconds runs
@@ -33,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 PROJECT = "/home/allianceserver/myauth"
@@ -196,6 +200,45 @@ def stub(path, body=None):
                                  method="POST" if body is not None else "GET")
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def services_rss(names):
+    """{name: MiB} of the processes whose comm is each name (all of them: gunicorn's master and workers)."""
+    out = dict((name, 0) for name in names)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % entry, encoding="utf-8") as fh:
+                comm = fh.read().strip()
+        except OSError:
+            continue
+        if comm in out:
+            out[comm] += rss_bytes([int(entry)])
+    return dict((name, round(value / MIB, 1)) for name, value in out.items())
+
+
+def warm_website(count=20, wait=120):
+    """A few requests to Auth's website (gunicorn), once it answers (up to ``wait`` s after the boot), so its workers
+    hold what serving pages costs."""
+    answered, deadline = 0, time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:8000/", timeout=30) as resp:
+                resp.read()
+            break
+        except urllib.error.HTTPError:  # an answer (a redirect to the login page is followed; a 500 is one too)
+            break
+        except Exception:  # pylint: disable=broad-except  # not listening yet
+            time.sleep(1)
+    for _index in range(count):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:8000/", timeout=30) as resp:
+                resp.read()
+            answered += 1
+        except Exception:  # pylint: disable=broad-except  # any answer (a 500 included) or none: only RSS counts
+            pass
+    return answered
 
 
 def worker_env():
@@ -376,6 +419,12 @@ def main():
     out = sys.argv[2]
     logdir = os.path.join(HERE, "logs")
     os.makedirs(logdir, exist_ok=True)
+    answered, gunicorn = 0, {}
+    if spec.get("services", True):  # the first driver run of a container: Auth's programs still run
+        answered = warm_website()
+        gunicorn = services_rss(["gunicorn"])
+        log("Auth's gunicorn after %d requests to the website: %.0f MiB (master and workers)"
+            % (answered, gunicorn["gunicorn"]))
     sh("supervisorctl", "stop", "myauth:*")  # Auth's own beat, workers and gunicorn stay out of the figures
     began = time.time()
     ids = load(spec["n"])
@@ -403,6 +452,9 @@ def main():
     finally:
         os.killpg(stub_proc.pid, signal.SIGTERM)
         stub_proc.wait(timeout=10)
+    services = services_rss(["mariadbd", "redis-server"])
+    services.update(gunicorn, website_requests_answered=answered)
+    log("after the runs: MariaDB %.0f MiB, Redis %.0f MiB" % (services["mariadbd"], services["redis-server"]))
     versions = {}
     for dist in ("allianceauth", "django-esi", "celery", "kombu", "django", "mysqlclient", "httpx2"):
         try:
@@ -414,6 +466,7 @@ def main():
     versions["redis-server"] = sh("redis-server", "--version").split()[2].replace("v=", "")
     with open(out, "w", encoding="utf-8") as fh:
         json.dump({"rows": rows, "versions": versions, "driver_seconds": round(time.time() - began, 1),
+                   "services_rss_mib": services,
                    "max_connections": int(mysql("SHOW VARIABLES LIKE 'max_connections'")["max_connections"])}, fh)
 
 

@@ -350,7 +350,7 @@ def plan_group(workers, layout, worker_defaults=None, program_defaults=None, car
     items = _worker_items(workers, worker_defaults, common)
     for item in items:
         program_options("worker %s: supervisor" % item.get("name"), item.get("supervisor"))
-    result = plan_workers(items, **plan_kwargs)
+    result = plan_workers(items, carried=carry_over or [], **plan_kwargs)
     own = dict((item["name"], item.get("supervisor") or {}) for item in items)
     programs = [worker_program(w, layout, program_defaults or {}, own[w["name"]]) for w in result["workers"]]
     for program in programs:

@@ -12,6 +12,9 @@ __metaclass__ = type
 from ansible_collections.authops.celery_tuning.plugins.module_utils.memory_limits import (
     DEFAULT_BASELINE,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.memory_fit import (
+    process_estimate,
+)
 from ansible_collections.authops.celery_tuning.plugins.module_utils.sizes import (
     human_size,
 )
@@ -36,12 +39,14 @@ COOPERATIVE_DRIVERS = ("pymysql", "none")
 #: The sizing model (size_pool). Target share of one core a process should use: below 1 so the
 #: host keeps room for gunicorn, MariaDB and Redis, and a slot is free when a burst arrives.
 TARGET_UTILIZATION = 0.8
-#: Task profile assumed without a measurement: the bench's DB task (a 100 ms ESI call, then 4 short
-#: queries through mysqlclient) as worker_profile measured it in `make bench` under Auth's threads 5
-#: (2 CPUs, load average 8.3 -> 7.5, 2026-11-28): 156 ms per task (Little's law), 6.8 ms of worker CPU
-#: per task. 0.8 x 0.156 / 0.0068 = 18 threads per process (bench/README.md).
-DEFAULT_TASK_SECONDS = 0.156
-DEFAULT_TASK_CPU_SECONDS = 0.0068
+#: Task profile assumed without a measurement: Auth 5.5's own update tasks (update_character with its two
+#: ESI calls, update_corp, update_alliance; ESI answered by a stub after 100-300 ms) in the real Auth 5.5
+#: image, `make bench-auth` (bench/auth_tasks.py), under Auth's shipped threads 5: 479 and 480 ms per task
+#: (Celery's own run times), 10.7 and 9.2 ms of worker CPU per task (/proc), two runs of 1344 tasks on 2 CPUs,
+#: 2026-12-03. Rounded: 480 ms and 10 ms, so 0.8 x 0.48 / 0.010 = 38 threads per process (bench/README.md).
+#: (Before: the bench's own synthetic DB task, 156 ms and 6.8 ms: 18 threads, 75 % of the best row on Auth's tasks.)
+DEFAULT_TASK_SECONDS = 0.48
+DEFAULT_TASK_CPU_SECONDS = 0.010
 #: A profile with fewer completed tasks than this in its window is not used for sizing.
 MIN_PROFILE_TASKS = 20
 
@@ -100,8 +105,8 @@ def size_pool(pool, workload, cpu_count, profile=None, utilization=TARGET_UTILIZ
     * prefork: one child per CPU, one process.
     * threads, gevent, eventlet (one core per process): slots = utilisation x wall / CPU per task,
       at least 1; the process is then ``utilization`` busy. Past that ceiling numprocs grows towards
-      ``cpu_count``. Without a usable measurement, workload io takes the bench's DB task
-      (DEFAULT_TASK_SECONDS / DEFAULT_TASK_CPU_SECONDS) and Auth's bursts (periodic updates of every
+      ``cpu_count``. Without a usable measurement, workload io takes Auth's update tasks as the bench
+      measured them (DEFAULT_TASK_SECONDS / DEFAULT_TASK_CPU_SECONDS) and Auth's bursts (periodic updates of every
       character and corporation queue far more tasks than one process clears): one process per CPU;
       mixed takes Auth's stock 5 in one process. With a measurement: all CPUs when work waited in the
       queue through the window, else what the measured tasks in flight need at the target utilisation.
@@ -123,7 +128,7 @@ def size_pool(pool, workload, cpu_count, profile=None, utilization=TARGET_UTILIZ
             % DEFAULT_THREADS_CONCURRENCY])
     else:
         wall, cpu = DEFAULT_TASK_SECONDS, DEFAULT_TASK_CPU_SECONDS
-        source = "no measurement: the bench's DB task, an ESI call and 4 queries"
+        source = "no measurement: Auth 5.5's update tasks as the bench measured them"
     slots = max(1, int(utilization * wall / cpu + 1e-9))
     explain = ["concurrency=%d: %d%% target utilisation x task time %.0f ms / CPU %.1f ms per task (%s): "
                "one process (one core, the GIL) is then %d%% busy"
@@ -133,7 +138,8 @@ def size_pool(pool, workload, cpu_count, profile=None, utilization=TARGET_UTILIZ
         numprocs = cpu_count
         explain.append("numprocs=%d: no measurement: Auth's periodic updates come in bursts that one process, capped "
                        "at one core, clears slower than %d would: one process per CPU (celery_workers_profile: "
-                       "observe sizes it from the real load)" % (numprocs, numprocs))
+                       "observe sizes it from the real load)" % (numprocs, numprocs) if numprocs > 1 else
+                       "numprocs=1: one CPU (a process of this pool is capped at one core by the GIL)")
     elif float(profile.get("backlog_min") or 0) > 0:
         numprocs = cpu_count
         explain.append("numprocs=%d: work waited in the queue through the whole window and one process "
@@ -163,6 +169,7 @@ def _usable_profile(profile):
 def desired_size(p, worker, context):
     """What the sizing model wants for an auto worker before the DB and memory budgets; numprocs auto."""
     numprocs_auto = p["numprocs_auto"] = p["numprocs"] is None
+    p["caps"], p["numprocs_model"] = [], None
     if numprocs_auto:
         p["numprocs"] = 1
     p["desired"] = p["desired_explain"] = None
@@ -184,12 +191,14 @@ def desired_size(p, worker, context):
     if numprocs > 1 and "%(process_num)" not in str(worker["process_name"]):
         numprocs = 1
         p["explain"].append("numprocs kept at 1: process_name %r has no %%(process_num)" % worker["process_name"])
-    per_process = p["memmon_limit"] or p["memory_baseline"] or DEFAULT_BASELINE
+    per_process = process_estimate(p["pool"], size["concurrency"], p["memory_baseline"] or DEFAULT_BASELINE)
     if numprocs > 1 and context["memory"] is not None:
         fits = max(1, int(context["memory"] // 2 // per_process))
         if fits < numprocs:
-            p["explain"].append("numprocs capped from %d to %d: each process may use %s and one program gets at "
-                                "most half the memory budget %s" % (numprocs, fits, human_size(per_process),
-                                                                    human_size(context["memory"])))
+            p["numprocs_model"] = numprocs
+            p["caps"].append("numprocs capped from %d to %d: each process uses about %s and one program gets at "
+                             "most half the workers' memory budget %s (%s)"
+                             % (numprocs, fits, human_size(per_process), human_size(context["memory"]),
+                                context.get("memory_why") or "given"))
             numprocs = fits
     p["numprocs"] = numprocs

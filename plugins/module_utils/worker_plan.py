@@ -17,6 +17,7 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.budgets impo
     DEFAULT_MEMORY_BUDGET_PERCENT,
     check_fixed,
     check_totals,
+    db_share_of,
     size_auto,
     with_measured_baseline,
 )
@@ -24,11 +25,17 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.memory_limit
     HEADROOM_ACTIONS,
     check_prefork_memmon,
 )
+from ansible_collections.authops.celery_tuning.plugins.module_utils.memory_fit import (
+    carried_estimate,
+    reserve_bytes,
+    workers_budget,
+)
 from ansible_collections.authops.celery_tuning.plugins.module_utils.plan_errors import (
     WorkerFlagsError,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.sizes import (
     MIB,
+    human_size,
     parse_size,
 )
 from ansible_collections.authops.celery_tuning.plugins.module_utils.sizing import (
@@ -43,23 +50,34 @@ from ansible_collections.authops.celery_tuning.plugins.module_utils.worker_spec 
 def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT_MEMORY_BUDGET_PERCENT,
                  db_connection_budget=DEFAULT_DB_CONNECTION_BUDGET, allow_small_memory_limit=False,
                  baseline_headroom_action="error", strict=False, cpu_source="parameter",
-                 memory_source="parameter", measured_rss=None, profile=None, db_driver=None):
+                 memory_source="parameter", measured_rss=None, profile=None, db_driver=None, memory_reserve=None,
+                 carried=None, db_connection_hosts=1):
     """Compute flags for all workers.  Raises WorkerFlagsError before returning anything.
 
     ``profile``: a ``worker_profile`` result (its ``workers`` by program name and its ``db_driver``);
     ``db_driver``: the tasks' database driver, over the profile's (default mysqlclient, Auth's).
+    ``memory_reserve``: memory kept for MariaDB, Redis and the OS (a size; default memory_fit's);
+    ``carried``: the programs carried over from Auth's file (gunicorn), whose RSS the host holds besides;
+    ``db_connection_hosts``: the hosts sharing ``db_connection_budget`` (one database): the auto values are sized
+    within this host's even share of it, given values are checked against the whole budget (the cluster check
+    adds the hosts up).
     Steps: check the inputs, resolve each worker, check names are unique, check the fixed values
     against the budgets, size the auto values, check the totals.
     """
     workers = _check_plan_inputs(workers, cpu_count, memory_budget_percent, db_connection_budget,
                                  baseline_headroom_action)
+    db_share = db_share_of(db_connection_budget, db_connection_hosts)
     memory_total = parse_size(memory_total, "memory_total")
     if memory_total < MIB:
         raise WorkerFlagsError("memory_total %r is implausibly small; give it with a unit, e.g. 8GB"
                                % (memory_total,))
+    carried_bytes, carried_explain = carried_estimate(carried)
+    fit = workers_budget(memory_total, memory_budget_percent, reserve_bytes(memory_reserve), carried_bytes,
+                         carried_explain)
     budget = dict(cpu_count=cpu_count, memory_total=memory_total, percent=memory_budget_percent,
-                  memory=memory_total * memory_budget_percent // 100, db=db_connection_budget)
+                  memory=fit["memory"], memory_why=fit["why"], fit=fit, db=db_connection_budget, **db_share)
     context = _sizing_context(profile, db_driver, cpu_count, budget["memory"])
+    context["memory_why"] = fit["why"]
     plans = [normalize_worker(with_measured_baseline(w, measured_rss), strict, allow_small_memory_limit,
                               baseline_headroom_action, context) for w in workers]
     _check_unique(plans)
@@ -71,6 +89,7 @@ def plan_workers(workers, cpu_count, memory_total, memory_budget_percent=DEFAULT
     totals = check_totals(plans, bool(fixed), budget)
     for p in plans:
         check_prefork_memmon(p)
+    budget["memory_source"] = memory_source
     return _summary([render(p) for p in plans], budget, totals, cpu_source, memory_source)
 
 
@@ -143,6 +162,7 @@ def _check_unique(plans):
 
 
 def _summary(results, budget, totals, cpu_source, memory_source):
+    fit = budget["fit"]
     memmon_limits = {}
     for r in results:
         memmon_limits.update(r["memmon_limits"])
@@ -160,8 +180,18 @@ def _summary(results, budget, totals, cpu_source, memory_source):
             "memory_budget_percent": budget["percent"],
             "memory_budget_bytes": budget["memory"],
             "memory_estimate_bytes": totals["memory"],
+            "memory_reserve_bytes": fit["reserve"],
+            "memory_carried_bytes": fit["carried"],
+            "memory_host_estimate_bytes": totals["memory"] + fit["carried"] + fit["reserve"],
             "db_connection_budget": budget["db"],
+            "db_connection_hosts": budget["db_hosts"],
+            "db_connection_share": budget["db_share"],
             "db_connections": totals["conns"],
+            "explain": fit["explain"] + budget["db_explain"] + [
+                "memory: the workers about %s + carried-over programs %s + reserve %s = %s of %s (%s)"
+                % (human_size(totals["memory"]), human_size(fit["carried"]), human_size(fit["reserve"]),
+                   human_size(totals["memory"] + fit["carried"] + fit["reserve"]), human_size(budget["memory_total"]),
+                   budget["memory_source"])],
         },
         "warnings": ["%s: %s" % (r["name"], w) for r in results for w in r["warnings"]],
     }

@@ -31,23 +31,32 @@ description:
     C(threads), C(gevent), C(eventlet) (one core per process, the GIL): slots per process = 0.8 (target
     utilisation) x task wall time / worker CPU time per task, at least 1; the process is then 80% busy.
     The task profile comes from O(profile) (a measurement of the running worker); without one,
-    workload C(io) uses the bench's DB task as M(authops.celery_tuning.worker_profile) measured it
-    (156 ms per task, 6.8 ms CPU per task: 18 slots) with one process per CPU (Auth's periodic updates
+    workload C(io) uses Auth 5.5's own update tasks as the bench measured them under Auth's threads 5
+    (480 ms per task, 10 ms CPU per task: 38 slots) with one process per CPU (Auth's periodic updates
     come in bursts), and C(mixed) Auth's stock 5 in one process. With a measurement numprocs grows to
     the CPU count when work waited in the queue through the whole window, else to what the measured
     tasks in flight need. When the DB connection budget cannot hold every process at the model's size,
-    auto numprocs shrinks first, then concurrency. C(solo), single-threaded workers and beat -> 1; a
-    given concurrency keeps numprocs C(auto) at 1."
+    auto numprocs shrinks first (to as few processes as hold the worker's share of the connections at
+    the model's size: 32 x 3 on 4 or more CPUs with the default budget of 100), then concurrency, and
+    C(explain) says so. C(solo), single-threaded workers and beat -> 1; a given concurrency keeps
+    numprocs C(auto) at 1."
   - Every pool slot (prefork child, thread, greenlet) may hold one database connection. Auto
     concurrency values are scaled down proportionally so that the sum over all workers fits
-    O(db_connection_budget), and prefork auto values are scaled down so that concurrency x
+    O(db_connection_budget) (in a cluster, this host's share of it, see O(db_connection_hosts)), and prefork auto values are scaled down so that concurrency x
     per-child memory (O(workers[].max_memory_per_child), else the baseline) fits the memory
     budget. Each cap is reported in the worker's C(explain) list. Explicit concurrency values are
     never changed; exceeding a budget with them is an error.
-  - "Memory estimate per program: prefork -> numprocs x (baseline + concurrency x
-    (max_memory_per_child or baseline)); other pools and beat -> numprocs x (memmon limit or
-    baseline). The baseline is O(workers[].memory_baseline), else 128 MiB (a stock Auth 5.5
-    worker measured 103-121 MiB RSS)."
+  - "Memory estimate per program (the RSS it is expected to use; a memmon limit is the ceiling that
+    restarts a process, not an estimate): prefork -> numprocs x (baseline + concurrency x
+    (max_memory_per_child or baseline)); threads, gevent, eventlet -> numprocs x (baseline +
+    concurrency x 0.25 MiB); solo and beat -> numprocs x baseline. The baseline is
+    O(workers[].memory_baseline), else 128 MiB (a stock Auth 5.5 worker measured 103-121 MiB RSS; a
+    threads process running Auth's tasks 121-130 MiB at 5 to 35 threads)."
+  - "Memory budget: the planned programs together get the smaller of O(memory_budget_percent) of
+    O(memory_total) and what O(memory_total) leaves after O(memory_reserve) (MariaDB, Redis, the OS) and
+    the carried-over programs (gunicorn: its master and O(carry_over)'s C(--workers), 32 MiB + 128 MiB
+    each). RV(budget.explain) shows the sum against the host's memory. A plan that does not fit shrinks
+    (numprocs, prefork concurrency) and says why in C(explain), or is refused with the figures."
   - Memory protection. Celery honours C(--max-memory-per-child) (in KiB) and
     C(--max-tasks-per-child) for the C(prefork) pool only. For C(threads), C(gevent),
     C(eventlet) and C(solo) they are never emitted; the limit (O(workers[].memory_limit), else
@@ -423,6 +432,15 @@ options:
       - Share of O(memory_total) the workers may use, in percent (1-100).
     type: int
     default: 50
+  memory_reserve:
+    description:
+      - Memory (a size) the host keeps for what runs beside the group's programs, MariaDB, Redis and the OS. The
+        planned workers may use the smaller of O(memory_budget_percent) of O(memory_total) and what O(memory_total)
+        leaves after this reserve and the carried-over programs (gunicorn). C(0) when MariaDB and Redis run
+        elsewhere and the host does nothing else.
+      - Default C(512MB) (MariaDB's default 128 MiB buffer pool and per-connection buffers, Redis, the OS).
+    type: str
+    version_added: "0.3.0"
   db_connection_budget:
     description:
       - Database connections all workers together may hold. MariaDB's default
@@ -430,6 +448,18 @@ options:
         administrators.
     type: int
     default: 100
+  db_connection_hosts:
+    description:
+      - The hosts that share O(db_connection_budget) (a cluster of Auth hosts with one MariaDB and its one
+        C(max_connections)). The auto values are sized within this host's even share of the budget,
+        O(db_connection_budget) // O(db_connection_hosts), and C(explain) says when the share capped them; a
+        given concurrency is never changed and is checked against the whole budget (the
+        M(authops.celery_tuning.cluster_plan) module checks the hosts' sum). RV(budget.db_connection_budget)
+        stays the whole budget.
+      - C(1) (the default) for a host alone, or when O(db_connection_budget) already is this host's share.
+    type: int
+    default: 1
+    version_added: "0.3.0"
   allow_small_memory_limit:
     description:
       - Accept memory limits below 128MB (a warning instead of an error).
@@ -506,6 +536,15 @@ EXAMPLES = r"""
         pool: gevent
         concurrency: 10
         max_memory_per_child: 512MB
+  register: plan
+
+- name: Plan one of two hosts that share one MariaDB (auto values within 100 // 2 = 50 connections)
+  authops.celery_tuning.worker_flags:
+    db_connection_budget: 100
+    db_connection_hosts: 2
+    workers:
+      - name: worker
+        workload: io
   register: plan
 
 - name: Plan from a measurement of the running workers
@@ -772,11 +811,47 @@ budget:
       returned: always
       type: int
       sample: 805306368
+    memory_reserve_bytes:
+      description: The O(memory_reserve) kept for MariaDB, Redis and the OS, in bytes.
+      returned: always
+      type: int
+      sample: 536870912
+    memory_carried_bytes:
+      description: Estimated memory of the carried-over programs (gunicorn), in bytes.
+      returned: always
+      type: int
+      sample: 436207616
+    memory_host_estimate_bytes:
+      description: The workers' estimate plus the carried-over programs plus the reserve, in bytes; at most the
+        host's memory.
+      returned: always
+      type: int
+      sample: 1664090112
+    explain:
+      description: How the memory budget was found and what the host's memory holds.
+      returned: always
+      type: list
+      elements: str
+      sample: ["memory budget 1.0 GiB: 50% of 2.0 GiB; the host keeps the reserve 512.0 MiB for MariaDB, Redis
+                and the OS and 416.0 MiB for the carried-over programs besides"]
     db_connection_budget:
-      description: The given O(db_connection_budget).
+      description: The given O(db_connection_budget) (in a cluster, the whole cluster's).
       returned: always
       type: int
       sample: 100
+    db_connection_hosts:
+      description: The given O(db_connection_hosts).
+      returned: always
+      type: int
+      sample: 2
+      version_added: "0.3.0"
+    db_connection_share:
+      description: The connections this host's auto values were sized within, O(db_connection_budget) //
+        O(db_connection_hosts).
+      returned: always
+      type: int
+      sample: 50
+      version_added: "0.3.0"
     db_connections:
       description: Database connections all workers may hold.
       returned: always
@@ -846,7 +921,9 @@ def argument_spec():
         environment_names=dict(type="list", elements="str", default=[]),
         supervisor_config=dict(type="path"),
         memory_budget_percent=dict(type="int", default=DEFAULT_MEMORY_BUDGET_PERCENT),
+        memory_reserve=dict(type="str"),
         db_connection_budget=dict(type="int", default=DEFAULT_DB_CONNECTION_BUDGET),
+        db_connection_hosts=dict(type="int", default=1),
         allow_small_memory_limit=dict(type="bool", default=False),
         baseline_headroom_action=dict(type="str", choices=list(HEADROOM_ACTIONS), default="warn"),
         strict=dict(type="bool", default=False),
@@ -906,8 +983,8 @@ def main():
             allow_root=params["allow_root"],
             supervisord_environment=params["supervisord_environment"], adopted_memmon=params["adopted_memmon"],
             cpu_count=cpu_count, memory_total=memory_total,
-            memory_budget_percent=params["memory_budget_percent"],
-            db_connection_budget=params["db_connection_budget"],
+            memory_budget_percent=params["memory_budget_percent"], memory_reserve=params["memory_reserve"],
+            db_connection_budget=params["db_connection_budget"], db_connection_hosts=params["db_connection_hosts"],
             allow_small_memory_limit=params["allow_small_memory_limit"],
             baseline_headroom_action=params["baseline_headroom_action"], strict=params["strict"],
             cpu_source=cpu_source, memory_source=memory_source, measured_rss=measured,

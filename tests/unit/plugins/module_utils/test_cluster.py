@@ -27,11 +27,11 @@ WEB_WORKERS = [{"name": "beat", "beat": True}, {"name": "worker", "workload": "i
                {"name": "worker_services", "queues": ["services"], "single_threaded": True}]
 
 
-def real_plan(workers, node_name=CLUSTER_NODE, budget=100):
+def real_plan(workers, node_name=CLUSTER_NODE, budget=100, cpu_count=1, hosts=1):
     """What worker_flags returns on a host with 1 CPU and 4 GiB (one process per worker; the planner itself)."""
     defaults = {"node_name": node_name} if node_name else {}
-    return plan_group(workers, LAYOUT, worker_defaults=defaults, cpu_count=1, memory_total="4GB",
-                      db_connection_budget=budget)
+    return plan_group(workers, LAYOUT, worker_defaults=defaults, cpu_count=cpu_count, memory_total="4GB",
+                      db_connection_budget=budget, db_connection_hosts=hosts)
 
 
 def member(role, workers, **kwargs):
@@ -107,10 +107,24 @@ def test_web_and_worker_host():
     assert result["warnings"] == []
 
 
+def test_default_plans_of_two_2_cpu_hosts_fit_one_budget_when_each_plans_its_share():
+    # alone, each host plans threads 38 x 2: 78 + 76 connections, over the cluster's 100
+    alone = web_and_worker(cpu_count=2)
+    with pytest.raises(ClusterError, match=r"hold 154 DB connections together \(auth1 78, auth2 76\)"):
+        plan_cluster(alone)
+    # the role's default in a cluster (celery_workers_db_connection_hosts: the hosts of the cluster)
+    result = plan_cluster(web_and_worker(cpu_count=2, hosts=2))
+    assert result["db_connection_budget"] == 100
+    assert [result["hosts"][h]["db_connections"] for h in ("auth1", "auth2")] == [50, 50]
+    assert any(line.startswith("auth2 (worker): worker_00@auth2 threads x25, worker_01@auth2 threads x25")
+               for line in result["explain"])
+
+
 def test_queue_on_one_host_only_is_reported():
-    hosts = web_and_worker()
-    hosts["auth1"]["plan"] = real_plan(WEB_WORKERS + [{"name": "bulk", "queues": ["bulk"]}])
-    result = plan_cluster(hosts)
+    hosts = web_and_worker(budget=50)
+    hosts["auth1"]["plan"] = real_plan(WEB_WORKERS + [{"name": "bulk", "queues": ["bulk"]}], budget=50)
+    # three auto workers of 38 slots: each host plans within its share of the cluster's 100
+    result = plan_cluster(hosts, 100)
     assert result["warnings"] == ["queue bulk is consumed on auth1 only: it pauses while auth1 is applied; "
                                   "give it a worker on another host to keep it consumed"]
 

@@ -233,9 +233,10 @@ def test_auto_pool_from_workload(workload, pool):
 
 def test_auto_concurrency_defaults():
     assert one({"name": "w", "workload": "cpu"}, cpu_count=6)["concurrency"] == 6
-    assert one({"name": "w", "workload": "io"})["concurrency"] == 18
-    assert one({"name": "w", "pool": "gevent"})["concurrency"] == 18
-    assert one({"name": "w", "pool": "eventlet"})["concurrency"] == 18
+    # Auth's update tasks as the bench measured them: 0.8 x 480 ms / 10 ms = 38 slots (2 CPUs: 2 x 38 fit the budget)
+    assert one({"name": "w", "workload": "io"}, cpu_count=2)["concurrency"] == 38
+    assert one({"name": "w", "pool": "gevent"}, cpu_count=2)["concurrency"] == 38
+    assert one({"name": "w", "pool": "eventlet"}, cpu_count=2)["concurrency"] == 38
     assert one({"name": "w", "workload": "mixed"})["concurrency"] == 5
 
 
@@ -307,6 +308,58 @@ def test_threads_capped_by_db_budget_with_numprocs():
     assert w["process_names"] == ["w_00", "w_01"]
 
 
+WEB_HOST = [{"name": "beat", "beat": True}, {"name": "worker", "workload": "io"},
+            {"name": "worker_services", "queues": ["services"], "single_threaded": True}]
+
+
+@pytest.mark.parametrize("workers, hosts, expected", [
+    # a host alone: the model's threads 38 x 2 (78 connections with beat and worker_services)
+    (WEB_HOST, 1, (38, ["worker_00", "worker_01"], 78)),
+    # two hosts share the budget of 100: each sizes its auto values within 50
+    (WEB_HOST, 2, (24, ["worker_00", "worker_01"], 50)),
+    ([{"name": "worker", "workload": "io"}], 2, (25, ["worker_00", "worker_01"], 50)),
+    # three hosts: 33 each, numprocs shrinks first (as few processes as hold the share at the model's size)
+    ([{"name": "worker", "workload": "io"}], 3, (33, ["worker_00"], 33)),
+])
+def test_db_connection_hosts_share_the_budget(workers, hosts, expected):
+    result = plan(workers, cpu_count=2, db_connection_hosts=hosts)
+    w = [item for item in result["workers"] if item["name"] == "worker"][0]
+    assert (w["concurrency"], w["process_names"], result["budget"]["db_connections"]) == expected
+    # the plan keeps the whole budget, so that the cluster check compares and adds up the hosts
+    assert result["budget"]["db_connection_budget"] == 100
+    assert result["budget"]["db_connection_hosts"] == hosts
+    assert result["budget"]["db_connection_share"] == 100 // hosts
+    if hosts > 1:
+        assert any("this host's share of the cluster's DB budget: 100 / %d hosts" % hosts in line
+                   for line in w["explain"])
+        assert any("sized within this host's share" in line for line in result["budget"]["explain"])
+    else:
+        assert not any("share of the cluster" in line for line in w["explain"] + result["budget"]["explain"])
+
+
+def test_db_connection_hosts_never_change_given_concurrency():
+    # 60 is over this host's share (50) but within the cluster's budget: kept; the auto worker gets what is left
+    result = plan([{"name": "a", "pool": "threads", "concurrency": 60}, {"name": "b", "workload": "io"}],
+                  cpu_count=1, db_connection_hosts=2)
+    a, b = result["workers"]
+    assert a["concurrency"] == 60
+    assert b["concurrency"] == 1
+    assert result["budget"]["db_connections"] == 61
+    with pytest.raises(WorkerFlagsError, match="db_connection_budget is 100"):
+        plan([{"name": "a", "pool": "threads", "concurrency": 101}], db_connection_hosts=2)
+
+
+@pytest.mark.parametrize("hosts, budget, message", [
+    (0, 100, "db_connection_hosts must be an integer >= 1"),
+    (True, 100, "db_connection_hosts must be an integer >= 1"),
+    ("2", 100, "db_connection_hosts must be an integer >= 1"),
+    (3, 2, "cannot be shared by 3 hosts"),
+])
+def test_db_connection_hosts_refused(hosts, budget, message):
+    with pytest.raises(WorkerFlagsError, match=message):
+        plan([{"name": "w"}], db_connection_hosts=hosts, db_connection_budget=budget)
+
+
 def test_explicit_concurrency_over_db_budget_errors():
     with pytest.raises(WorkerFlagsError, match="db_connection_budget"):
         one({"name": "w", "pool": "gevent", "concurrency": 200})
@@ -327,13 +380,21 @@ def test_auto_cannot_fit_errors():
 def test_budget_block():
     result = plan([{"name": "w", "pool": "gevent", "concurrency": 10, "memory_limit": "512MB"}],
                   memory_total="8GB", memory_budget_percent=25)
+    explain = result["budget"].pop("explain")
+    # the estimate is what a gevent process of 10 slots uses (128 MiB + 10 x 0.25 MiB), not its memmon limit
     assert result["budget"] == {
         "memory_budget_percent": 25,
         "memory_budget_bytes": 2 * GIB,
-        "memory_estimate_bytes": 512 * MIB,
+        "memory_estimate_bytes": 128 * MIB + 10 * MIB // 4,
+        "memory_reserve_bytes": 512 * MIB,
+        "memory_carried_bytes": 0,
+        "memory_host_estimate_bytes": 640 * MIB + 10 * MIB // 4,
         "db_connection_budget": 100,
+        "db_connection_hosts": 1,
+        "db_connection_share": 100,
         "db_connections": 10,
     }
+    assert explain[0].startswith("memory budget 2.0 GiB: 25% of 8.0 GiB")
     assert result["host"]["memory_bytes"] == 8 * GIB
     assert result["host"]["cpu_count_source"] == "parameter"
 
@@ -491,13 +552,16 @@ def test_stock_auth_plan():
     ])
     beat, worker, services = result["workers"]
     assert beat["argv"] == ["/v/bin/celery", "-A", "myauth", "beat", "--loglevel=info"]
-    assert worker["pool"] == "threads" and worker["concurrency"] == 18
+    assert worker["pool"] == "threads" and worker["concurrency"] == 32
     assert services["pool"] == "prefork" and services["concurrency"] == 1
     assert result["packages"] == []
-    # no measurement: one process per CPU (4 here), 18 threads each
-    assert worker["process_names"] == ["worker_00", "worker_01", "worker_02", "worker_03"]
-    assert result["memmon_limits"] == dict(("worker_%02d" % n, "512MB") for n in range(4))
-    assert result["budget"]["db_connections"] == 1 + 4 * 18 + 1
+    # no measurement: one process per CPU (4 here) of 38 threads would need 152 DB connections; the 98 the
+    # budget leaves are held by 3 processes of 32
+    assert worker["process_names"] == ["worker_00", "worker_01", "worker_02"]
+    assert result["memmon_limits"] == dict(("worker_%02d" % n, "512MB") for n in range(3))
+    assert result["budget"]["db_connections"] == 1 + 3 * 32 + 1
+    assert any(line.startswith("numprocs capped from 4 to 3 by the DB connection budget") for line in worker["explain"])
+    assert any(line.startswith("numprocs=3: auto, ") and line.endswith("(model: 4)") for line in worker["explain"])
     assert [w["name"] for w in result["workers"]] == ["beat", "worker", "worker_services"]
 
 
@@ -556,7 +620,8 @@ def test_size_pool_slots_follow_wall_over_cpu(wall, cpu, expected):
 
 def test_size_pool_without_measurement_uses_bench_defaults():
     size = size_pool("threads", "io", 8)
-    assert (size["concurrency"], size["numprocs"], size["measured"]) == (18, 8, False)
+    assert (size["concurrency"], size["numprocs"], size["measured"]) == (38, 8, False)
+    assert size_pool("threads", "io", 1)["explain"][-1].startswith("numprocs=1: one CPU")
     assert size_pool("threads", "io", 1)["numprocs"] == 1
     assert size_pool("threads", "mixed", 8)["numprocs"] == 1
     assert any("no measurement" in line for line in size["explain"])
@@ -577,7 +642,7 @@ def test_numprocs_grows_to_the_cpus_only_when_work_waits():
 def test_a_thin_profile_is_not_used():
     assert not size_pool("threads", "io", 4, measured(tasks=3, backlog_min=9))["measured"]
     w = one({"name": "worker"}, profile={"workers": [measured(tasks=3, backlog_min=9)]}, cpu_count=2)
-    assert (w["concurrency"], len(w["process_names"])) == (18, 2)
+    assert (w["concurrency"], len(w["process_names"])) == (38, 2)
     assert any("profile not used" in line for line in w["explain"])
 
 
@@ -600,8 +665,10 @@ def test_auto_numprocs_bounded_by_the_db_budget():
     assert (len(w["process_names"]), w["concurrency"]) == (1, 100)
     assert any("numprocs capped from 4 to 1" in line for line in w["explain"])
     assert any("(model: 400)" in line for line in w["explain"])
+    # 1000 connections: 3 processes hold them (rounded up), each of 333 slots, a core each at two thirds
     w = plan([{"name": "worker"}], cpu_count=4, profile=profile, db_connection_budget=1000)["workers"][0]
-    assert (len(w["process_names"]), w["concurrency"]) == (2, 400)
+    assert (len(w["process_names"]), w["concurrency"]) == (3, 333)
+    assert any("numprocs capped from 4 to 3 by the DB connection budget" in line for line in w["explain"])
 
 
 def test_given_numprocs_and_concurrency_are_kept():

@@ -208,3 +208,23 @@ def test_environment_line_of_supervisord_is_escaped(fake_host):
                         "supervisord_environment": {"AA_X": "50%", "AA_A": "a"}})
     assert kind is AnsibleExitJson, result
     assert result["supervisord_environment_line"] == 'AA_A="a",AA_X="50%%"'
+
+
+def test_memory_total_2gb_with_auths_gunicorn_fits_with_the_reserve(fake_host):
+    gunicorn = {"name": "gunicorn", "options": {"command": "/venv/bin/gunicorn myauth.wsgi --workers=3",
+                                                "directory": "/home/allianceserver/myauth", "user": "allianceserver"}}
+    kind, result = run({"workers": [{"name": "worker", "workload": "io"}], "memory_total": "2GB",
+                        "carry_over": [gunicorn], "beat": True})
+    assert kind is AnsibleExitJson
+    budget = result["budget"]
+    assert budget["memory_reserve_bytes"] == 512 * 1024 ** 2
+    assert budget["memory_carried_bytes"] > 0
+    assert budget["memory_host_estimate_bytes"] <= 2 * 1024 ** 3
+    assert any(line.startswith("gunicorn: about ") for line in budget["explain"])
+
+
+def test_memory_reserve_refuses_a_host_without_room(fake_host):
+    kind, result = run({"workers": [{"name": "worker", "workload": "io"}], "memory_total": "1GB",
+                        "memory_reserve": "1GB"})
+    assert kind is AnsibleFailJson
+    assert "memory_reserve 1.0 GiB" in result["msg"]
