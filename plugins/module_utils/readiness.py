@@ -37,6 +37,16 @@ def _report(result):
     return report if isinstance(report, dict) else None
 
 
+#: What the readiness check asks besides the workers: (key in the report, name when the report has none,
+#: what needs it, how to start Auth's, the setting to check, what the re-run also does).
+_SERVICES = (
+    ("broker", "the broker", "The workers", "Auth's Redis: systemctl start redis-server", "the broker URL",
+     " (it starts the workers that gave up meanwhile)"),
+    ("database", "the database", "The website and the tasks", "Auth's MariaDB: systemctl start mariadb",
+     "DATABASES", ""),
+)
+
+
 def _tail(text):
     lines = [line for line in (text or "").splitlines() if line.strip()]
     return " | ".join(lines[-STDERR_TAIL_LINES:]) or "no output"
@@ -64,17 +74,12 @@ def ready_problems(result, wait, group_name="myauth", runner="the Auth user"):
     waited = report.get("waited", wait)
     problems = []
     broker = report.get("broker") or "the broker"
-    if report.get("broker_error"):
-        problems.append(
-            "the broker %s did not answer within %s s: %s. The workers cannot take tasks without it: start it "
-            "(Auth's Redis: systemctl start redis-server), check the broker URL in Auth's settings, then run this "
-            "playbook again (it starts the workers that gave up meanwhile)" % (broker, waited, report["broker_error"]))
-    database = report.get("database") or "the database"
-    if report.get("database_error"):
-        problems.append(
-            "the database %s did not answer within %s s: %s. The website and the tasks cannot work without it: "
-            "start it (Auth's MariaDB: systemctl start mariadb), check DATABASES in Auth's settings, then run this "
-            "playbook again" % (database, waited, report["database_error"]))
+    for kind, name, needs, start, setting, after in _SERVICES:
+        if report.get(kind + "_error"):
+            problems.append(
+                "the %s %s did not answer within %s s: %s. %s cannot work without it: start it (%s), check %s in "
+                "Auth's settings, then run this playbook again%s"
+                % (kind, report.get(kind) or name, waited, report[kind + "_error"], needs, start, setting, after))
     if not report.get("broker_error"):
         nodes = report.get("nodes") or {}
         expect = report.get("expect") or {}
