@@ -258,19 +258,26 @@ def _open_busy(directory, name, uid):
     return fd
 
 
+def _take_busy(fd):
+    """Take the busy file's flock without waiting: None when taken, else the pid its holder wrote ('?' when none)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except (IOError, OSError) as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 64).decode('ascii', 'replace').strip() or '?'
+
+
 def busy_pid(directory, name, uid=None):
     """The pid written by the step that holds the group's busy file (``'?'`` when it wrote none), else None."""
     fd = _open_busy(directory, name, os.geteuid() if uid is None else uid)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except (IOError, OSError) as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            os.lseek(fd, 0, os.SEEK_SET)
-            return os.read(fd, 64).decode('ascii', 'replace').strip() or '?'
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
+        pid = _take_busy(fd)
+        if pid is None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        return pid
     finally:
         os.close(fd)
 
@@ -324,15 +331,10 @@ class GroupBusy(object):
             raise
         start = self.clock()
         while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            pid = _take_busy(self.fd)
+            if pid is None:
                 break
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
             if self.clock() - start >= self.wait:
-                os.lseek(self.fd, 0, os.SEEK_SET)
-                pid = os.read(self.fd, 64).decode('ascii', 'replace').strip() or '?'
                 os.close(self.fd)
                 self.fd = None
                 raise LockError('another step (pid %s) still changes the group %s on this host; waited %s s. Let it '
