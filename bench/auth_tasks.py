@@ -17,7 +17,7 @@ none of the seven Auth calls; pointing ESI_API_URL at the stub would mean writin
 
 Configurations (flags from the collection's planner, ``plan_workers``, as bench.py): Auth's shipped threads
 5, the guide's default prefork x cores, the automatic plan for ``workload: io`` and a sweep around it
-(the plan's concurrency in one process; threads 18/25/32/50 x one process per CPU). Each row carries the
+(the plan's concurrency in one process; threads 18/25/32/38/50 x one process per CPU). Each row carries the
 plan's RSS estimate of the worker program next to the measured peak; the report checks issue 23's targets
 (``thresholds``: auto against Auth's shipped and the fastest row, the built-in profile against the measured
 one, the RSS estimate against the measured, the default plan on a 2 GB host). Output: a Markdown table on
@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -49,12 +50,18 @@ PROJECT = "/home/allianceserver/myauth"
 INSIDE = "/opt/bench-auth"
 MIB = 1024 * 1024
 #: The sweep's threads per process (numprocs = the CPUs), besides the automatic plan and its one-process row.
-SWEEP_THREADS = (18, 25, 32, 50)
+SWEEP_THREADS = (18, 25, 32, 38, 50)
 #: Auth 5.5's gunicorn program as its generated supervisor.conf has it (for the 2 GB check of the default plan).
 AUTH_GUNICORN = {"name": "gunicorn", "options": {
     "command": "/home/allianceserver/venv/auth/bin/gunicorn myauth.wsgi --workers=3 --timeout 120 --bind 127.0.0.1:8000",
     "directory": PROJECT, "user": "allianceserver"}}
-APP_LINE = "INSTALLED_APPS += ['benchesi']  # authops bench only (bench/auth_bench), never on a real server"
+APP_LINE = ("INSTALLED_APPS += ['benchesi']; BENCH_ESI_URL = 'http://127.0.0.1:8091'  "
+            "# authops bench only (bench/auth_bench), never on a real server")
+#: celery_workers_profile: observe, as the role runs it: the worker_profile module against Auth's running worker
+#: program, over the docker connection, while that program drains the burst (after the rows).
+OBSERVE_WINDOW = 60
+OBSERVE_DONE = INSIDE + "/observe.done"
+ANSIBLE = pathlib.Path(sys.executable).with_name("ansible")
 
 sys.path.insert(0, str(COLLECTIONS))
 try:
@@ -93,8 +100,8 @@ def configs(facts):
             plan(facts, pool="prefork", concurrency=cores)),
            ("d", "auto", "worker_flags workload=io", auto)]
     auto_key = (auto["pool"], auto["concurrency"], len(auto["process_names"]))
-    # around the automatic plan: the one-process row at its concurrency, then threads 18 (the plan before the
-    # default profile was Auth's), 25, 32 and 50 with one process per CPU
+    # around the automatic plan: the one-process row at its concurrency, then threads 18, 25, 32, 38 (the plan
+    # while the built-in profile had 10 ms CPU per task) and 50 with one process per CPU
     sweep = [(auto["concurrency"], 1)] + [(threads, cores) for threads in SWEEP_THREADS]
     for threads, procs in sweep:
         if ("threads", threads, procs) != auto_key:
@@ -135,8 +142,30 @@ def install(name):
     docker("exec", "-e", "APP_LINE=" + APP_LINE, name, "bash", "-c", setup)
 
 
-def run_in_container(name, spec, keep_logs):
-    """Run the driver on spec; its result."""
+def worker_profile(name, cpu_count):
+    """The collection's worker_profile module, as the role's celery_workers_profile: observe runs it (app, group,
+    project_dir, python, window), against the container over community.docker.docker: its result."""
+    args = {"app": "myauth", "group": "myauth", "project_dir": PROJECT, "python": AUTH_PYTHON,
+            "window": OBSERVE_WINDOW, "cpu_count": cpu_count, "programs": ["worker"]}
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_INVENTORY_UNPARSED_WARNING="False", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3")
+    cmd = [str(ANSIBLE), "all", "-i", name + ",", "-c", "community.docker.docker", "-m",
+           "authops.celery_tuning.worker_profile", "-a", json.dumps(args)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=OBSERVE_WINDOW + 300, check=False)
+    try:
+        result = json.loads(out.stdout)["plays"][0]["tasks"][0]["hosts"][name]
+    except (ValueError, KeyError, IndexError):
+        raise RuntimeError("worker_profile: cannot read its result (rc %d): %s %s"
+                           % (out.returncode, out.stdout[-2000:], out.stderr[-2000:]))
+    if out.returncode or result.get("failed"):
+        raise RuntimeError("worker_profile failed: %s" % result.get("msg"))
+    return result
+
+
+def run_in_container(name, spec, keep_logs, cpu_count=None):
+    """Run the driver on spec; its result. When the driver's observe phase starts, worker_profile runs in a thread;
+    its result goes into the driver's ``observe``."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(spec, fh)
     docker("cp", fh.name, "%s:%s/spec.json" % (name, INSIDE))
@@ -144,20 +173,38 @@ def run_in_container(name, spec, keep_logs):
     proc = subprocess.Popen(["docker", "exec", "-w", PROJECT, name, AUTH_PYTHON, INSIDE + "/driver.py",
                              INSIDE + "/spec.json", INSIDE + "/result.json"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    other = []
+    other, observed, threads = [], {}, []
+
+    def observe():
+        try:
+            time.sleep(5)  # the program is past its first prefetch
+            observed["worker_profile"] = worker_profile(name, cpu_count or host_facts()["cpu_count"])
+        except Exception as exc:  # pylint: disable=broad-except  # reported, and the driver is released
+            observed["error"] = str(exc)
+            log("observe: %s" % exc)
+        finally:
+            docker("exec", name, "touch", OBSERVE_DONE, check=False)
     for line in proc.stderr:  # the driver's progress lines as they come; the rest (Auth's DEBUG lines) on failure
         if line.startswith("auth_tasks:"):
             print(line, end="", file=sys.stderr, flush=True)
+            if line.startswith("auth_tasks: observe:") and "worker_profile now" in line:
+                threads.append(threading.Thread(target=observe, daemon=True))
+                threads[-1].start()
         else:
             other = (other + [line])[-200:]
     proc.wait()
+    for thread in threads:
+        thread.join(timeout=OBSERVE_WINDOW + 300)
     if proc.returncode:
         print("".join(other), file=sys.stderr)
     if keep_logs:
         docker("cp", "%s:%s/logs" % (name, INSIDE), str(keep_logs), check=False)
     if proc.returncode:
         raise RuntimeError("the driver failed (rc %d)" % proc.returncode)
-    return json.loads(docker("exec", name, "cat", INSIDE + "/result.json").stdout)
+    result = json.loads(docker("exec", name, "cat", INSIDE + "/result.json").stdout)
+    if result.get("observe"):
+        result["observe"].update(observed)
+    return result
 
 
 def replan(facts, row):
@@ -200,6 +247,27 @@ def profile(rows, facts=None):
                    "worker_profile measured"}
 
 
+def observe_agreement(observed, rows):
+    """worker_profile's figures on Auth's running worker (celery_workers_profile: observe) against the bench's
+    measurement of the same configuration (Auth's shipped threads 5, row b): ratios, and within 20 %."""
+    module = (observed or {}).get("worker_profile")
+    if not module:
+        return None
+    shipped = next(r for r in rows if r["kind"] == "auth_shipped")
+    worker = next(w for w in module["workers"] if w["name"] == "worker")
+    task_ms = 1000 * (worker["task_seconds"] or 0)
+    cpu_ms = 1000 * (worker["cpu_seconds_per_task"] or 0)
+    out = {"program": "%s %s x %s" % (worker["pool"], worker["concurrency"], worker["numprocs"]),
+           "window_s": worker["window_seconds"], "tasks": worker["tasks"], "task_ms": round(task_ms, 1),
+           "cpu_ms_per_task": round(cpu_ms, 2), "in_flight_mean": worker["in_flight_mean"],
+           "backlog_min": worker["backlog_min"], "recommended": worker["recommended"],
+           "task_ratio": round(task_ms / shipped["task_ms_mean"], 2) if shipped["task_ms_mean"] else None,
+           "cpu_ratio": round(cpu_ms / shipped["cpu_ms_per_task"], 2) if shipped["cpu_ms_per_task"] else None}
+    out["within_20pct"] = bool(out["task_ratio"] and out["cpu_ratio"] and abs(out["task_ratio"] - 1) <= 0.2
+                               and abs(out["cpu_ratio"] - 1) <= 0.2)
+    return out
+
+
 def two_gb_plan(facts):
     """The role's default plan (beat, worker, worker_services, Auth's gunicorn carried over) on this host's CPUs
     with celery_workers_memory_total: 2GB: the plan's figures and whether they fit."""
@@ -239,13 +307,32 @@ def thresholds(report):
             % (auto["peak_rss_mib"], auto.get("rss_estimate_mib") or 0),
             auto.get("rss_over_estimate"), "0.75-1.25",
             bool(auto.get("rss_over_estimate")) and abs(auto["rss_over_estimate"] - 1) <= 0.25)]
+    seen = report.get("observe_agreement")
+    if seen:
+        out.append(("celery_workers_profile: observe (worker_profile on Auth's running worker) against the bench's "
+                    "threads 5 (task, CPU)", "%.2f, %.2f" % (seen["task_ratio"] or 0, seen["cpu_ratio"] or 0),
+                    "0.8-1.2", seen["within_20pct"]))
     if fit:
         out.append(("memory_total 2GB: the default plan's estimate + gunicorn + reserve (MiB)",
                     fit["host_estimate_mib"], "<= 2048", fit["fits"]))
     best_runs = [k for pair in report.get("within_spread", []) if best["key"] in pair for k in pair if k != best["key"]]
     return [{"what": w, "value": v, "target": t, "met": bool(m)} for w, v, t, m in out] + [
         {"what": "rows within the fastest row's spread", "value": ", ".join(best_runs) or "none", "target": "",
-         "met": None}]
+         "met": None},
+        {"what": "the automatic plan against the fastest row (compare between runs)", "value": ranking(report)["relation"],
+         "target": "", "met": None}]
+
+
+def ranking(report):
+    """Where the automatic plan stands against the fastest row: the fastest itself, within the fastest row's spread
+    (their runs overlap: no order between them), or below it."""
+    rows = report["rows"]
+    auto = next(r for r in rows if r["kind"] == "auto")
+    best = max(rows, key=lambda r: r["tasks_per_s"])
+    pairs = report.get("within_spread", [])
+    relation = "fastest" if best is auto else "within the fastest row's spread" \
+        if [auto["key"], best["key"]] in pairs or [best["key"], auto["key"]] in pairs else "below the fastest row's spread"
+    return {"auto": auto["key"], "best": best["key"], "relation": relation}
 
 
 def overlaps(rows):
@@ -353,6 +440,18 @@ def markdown(report):
                    % (again["pool"], again["concurrency"], again["numprocs"], "; ".join(again["explain"][-2:])))
     auto = next(r for r in rows if r["kind"] == "auto")
     out.append("\n(d) worker_flags argv: `%s`" % " ".join(auto["argv"][1:]))
+    seen, observed = report.get("observe_agreement"), report.get("observe") or {}
+    if seen:
+        out.append("\ncelery_workers_profile: observe: worker_profile (%d s window) on Auth's own `myauth:worker` (%s, "
+                   "supervisor, as Auth ships it) draining the burst: %d tasks, task %.0f ms (x%.2f of row b), CPU %.1f "
+                   "ms per task (x%.2f), %.1f in flight, backlog min %s; recommends %s %d x %d. The program alone: %s "
+                   "tasks/s, CPU %s ms per task over %.0f s" % (
+                       seen["window_s"], seen["program"], seen["tasks"], seen["task_ms"], seen["task_ratio"] or 0,
+                       seen["cpu_ms_per_task"], seen["cpu_ratio"] or 0, seen["in_flight_mean"], seen["backlog_min"],
+                       seen["recommended"]["pool"], seen["recommended"]["concurrency"], seen["recommended"]["numprocs"],
+                       observed.get("tasks_per_s"), observed.get("cpu_ms_per_task"), observed.get("seconds") or 0))
+    elif observed.get("error"):
+        out.append("\ncelery_workers_profile: observe: failed: %s" % observed["error"])
     services = report.get("services_rss_mib")
     if services:
         out.append("\nRSS of what runs beside the workers: Auth's gunicorn %.0f MiB (after %d requests to the website; "
@@ -380,11 +479,13 @@ def markdown(report):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("-n", type=int, default=1200, help="characters (default 1200; +1/10 corporations, +1/50 alliances)")
+    parser.add_argument("-n", type=int, default=2000, help="characters (default 2000; +1/10 corporations, +1/50 alliances)")
     parser.add_argument("--only", help="comma-separated config keys (b,a,d,s10-1,...) to run")
     parser.add_argument("--min-seconds", type=float, default=20, help="a shorter drain is repeated (default 20)")
     parser.add_argument("--repeats", type=int, default=3, help="runs in all of a row shorter than --min-seconds")
     parser.add_argument("--out", default=str(ROOT / "results"), help="where bench.json is (auth_tasks merged in)")
+    parser.add_argument("--no-observe", action="store_true",
+                        help="skip worker_profile on Auth's own worker program (celery_workers_profile: observe)")
     parser.add_argument("--keep-logs", help="copy the worker logs into this directory")
     parser.add_argument("--render", action="store_true",
                         help="no run: recompute the derived figures of OUT/bench.json's auth_tasks and print its table")
@@ -394,7 +495,9 @@ def main():
         data = json.loads(path.read_text(encoding="utf-8"))
         report = data["auth_tasks"]
         report.update(rows=derive(report["rows"]), within_spread=overlaps(report["rows"]), profile=profile(report["rows"]),
-                      two_gb=two_gb_plan(report["host"]))
+                      two_gb=two_gb_plan(report["host"]),
+                      observe_agreement=observe_agreement(report.get("observe"), report["rows"]))
+        report["ranking"] = ranking(report)
         report["thresholds"] = thresholds(report)
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(markdown(report))
@@ -414,14 +517,16 @@ def main():
     sets = configs(facts)
     if opts.only:
         sets = [c for c in sets if c["key"] in opts.only.split(",") or c["kind"] == "auth_shipped"]
-    spec = {"n": opts.n, "configs": sets, "min_seconds": opts.min_seconds, "repeats": opts.repeats}
+    spec = {"n": opts.n, "configs": sets, "min_seconds": opts.min_seconds, "repeats": opts.repeats,
+            "repeat_top": not opts.only, "observe": None if opts.only or opts.no_observe
+            else {"done_file": OBSERVE_DONE, "timeout": OBSERVE_WINDOW + 300}}
     name = "bench-auth-%d" % os.getpid()
     try:
         docker("run", "-d", "--name", name, *RUN_FLAGS, IMAGE, "/lib/systemd/systemd")
         wait_booted(name)
         log("container %s from %s booted" % (name, IMAGE))
         install(name)
-        result = run_in_container(name, spec, opts.keep_logs)
+        result = run_in_container(name, spec, opts.keep_logs, facts["cpu_count"])
         # (p): the planner again, with the threads 5 row's measurement (when that gives a configuration not run yet)
         shipped = next(r for r in result["rows"] if r["kind"] == "auth_shipped")
         again = replan(facts, shipped) if shipped["task_ms_mean"] and not opts.only else None
@@ -432,7 +537,8 @@ def main():
             p = plan(facts, pool=again["pool"], concurrency=again["concurrency"], numprocs=again["numprocs"])
             config = config_of("p", "other", "planner with the measured profile", p)
             log("planner with threads 5's measurement: %s %d x %d" % (p["pool"], p["concurrency"], config["numprocs"]))
-            result["rows"] += run_in_container(name, dict(spec, configs=[config], services=False), opts.keep_logs)["rows"]
+            result["rows"] += run_in_container(name, dict(spec, configs=[config], services=False, repeat_top=False,
+                                                          observe=None), opts.keep_logs)["rows"]
             sets.append(config)
     finally:
         docker("rm", "-f", name, check=False)
@@ -456,10 +562,12 @@ def main():
                         "priority 7, no countdown",
         "within_spread": overlaps(rows), "profile": profile(rows, facts), "versions": result["versions"],
         "services_rss_mib": result.get("services_rss_mib"), "two_gb": two_gb_plan(facts),
+        "observe": result.get("observe"), "observe_agreement": observe_agreement(result.get("observe"), rows),
         "max_connections": result["max_connections"], "kinds": ["guide_default", "auth_shipped", "auto", "other"],
         "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "seconds": round(time.monotonic() - began, 1),
     }
+    report["ranking"] = ranking(report)
     report["thresholds"] = thresholds(report)
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

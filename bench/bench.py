@@ -157,6 +157,26 @@ def numprocs(flags):
     return len(flags["process_names"])
 
 
+def median_row(runs):
+    """One row from repeated runs of a configuration: the median run (by tasks/s), its spread and the runs."""
+    row = dict(sorted(runs, key=lambda r: r["tasks_per_s"])[len(runs) // 2])
+    row.update(repeats=len(runs), tasks_per_s_spread=[min(r["tasks_per_s"] for r in runs),
+                                                      max(r["tasks_per_s"] for r in runs)],
+               runs=[{k: r[k] for k in ("seconds", "tasks_per_s", "errors", "loadavg_1m_after")} for r in runs])
+    return row
+
+
+def within_spread(rows):
+    """Pairs of rows (keys) whose tasks/s spreads overlap, one of them repeated at least."""
+    out = []
+    for index, left in enumerate(rows):
+        for right in rows[index + 1:]:
+            (lo1, hi1), (lo2, hi2) = left["tasks_per_s_spread"], right["tasks_per_s_spread"]
+            if (left["repeats"] > 1 or right["repeats"] > 1) and lo1 <= hi2 and lo2 <= hi1:
+                out.append([left["key"], right["key"]])
+    return out
+
+
 def add_ratios(rows):
     """ratio_to_a: to the first row (the guide's default); ratio_to_auth: to Auth's shipped default."""
     auth = next(r["tasks_per_s"] for r in rows if r["kind"] == "auth_shipped")
@@ -339,9 +359,29 @@ class Bench:
         return row
 
     def run_configs(self, prefix, configs, make_sig, count, ideal, db=False):
-        """run_set for each (key, kind, label, flags); ideal(flags) is the tasks/s without overhead."""
-        return add_ratios([self.run_set(key, kind, prefix + label, flags, make_sig, count, ideal(flags), db)
-                           for key, kind, label, flags in configs])
+        """run_set for each (key, kind, label, flags); ideal(flags) is the tasks/s without overhead. A row that
+        drains in under --min-seconds runs --repeats times in all, and so do the automatic plan and the fastest
+        row: the row is then the median run, with the spread (min-max of tasks/s) of its runs."""
+        runs = {}
+        for key, kind, label, flags in configs:
+            runs[key] = self.repeat(lambda: self.run_set(key, kind, prefix + label, flags, make_sig, count,
+                                                         ideal(flags), db), [])
+        fastest = max(configs, key=lambda c: median_row(runs[c[0]])["tasks_per_s"])[0]
+        for key, kind, label, flags in configs:
+            if kind == "auto" or key == fastest:
+                runs[key] = self.repeat(lambda: self.run_set(key, kind, prefix + label, flags, make_sig, count,
+                                                             ideal(flags), db), runs[key], always=True)
+        return add_ratios([median_row(runs[key]) for key, _kind, _label, _flags in configs])
+
+    def repeat(self, run, runs, always=False):
+        """Runs so far plus new ones: until --repeats runs, stopping early (unless always) once one lasts
+        --min-seconds."""
+        runs = list(runs)
+        while len(runs) < self.opts.repeats:
+            if runs and not always and runs[-1]["seconds"] >= self.opts.min_seconds:
+                break
+            runs.append(run())
+        return runs
 
     def pool_configs(self, workload):
         """The configurations every set compares, as (key, kind, label, flags)."""
@@ -382,7 +422,8 @@ class Bench:
         profile = self.profile_run(make_sig, n)
         rec = profile["recommended"]
         flags = plan(self.facts, pool=rec["pool"], concurrency=rec["concurrency"], numprocs=rec["numprocs"])
-        row = self.run_set("p", "other", "db: worker_profile recommendation", flags, make_sig, n, ideal(flags), db=True)
+        row = median_row(self.repeat(lambda: self.run_set("p", "other", "db: worker_profile recommendation", flags,
+                                                         make_sig, n, ideal(flags), db=True), [], always=True))
         rows = add_ratios(rows + [row])
         best = max(rows, key=lambda r: r["tasks_per_s"])
         profile.update(recommended_row=row["key"], recommended_tasks_per_s=row["tasks_per_s"],
@@ -670,6 +711,22 @@ priority=999
 # thresholds of issue 11 ("Tuning from evidence"): reported, never tuned for
 # ------------------------------------------------------------------------------------------------
 
+def ranking(rows):
+    """Where the automatic plan stands against the fastest row (median tasks/s): the fastest itself, within the
+    fastest row's spread (their runs overlap: no order between them), or below it."""
+    auto = _kind(rows, "auto")
+    best = max(rows, key=lambda r: r["tasks_per_s"])
+    if best is auto:
+        relation = "fastest"
+    elif [auto["key"], best["key"]] in within_spread(rows) or [best["key"], auto["key"]] in within_spread(rows):
+        relation = "within the fastest row's spread"
+    else:
+        relation = "below the fastest row's spread"
+    return {"auto": auto["key"], "best": best["key"], "relation": relation,
+            "auto_spread": auto["tasks_per_s_spread"], "best_spread": best["tasks_per_s_spread"],
+            "within_spread": within_spread(rows)}
+
+
 def _kind(rows, kind):
     return next(r for r in rows if r["kind"] == kind)
 
@@ -734,7 +791,10 @@ def pool_columns(ratio_header, ratio_key):
     return [("", "%s", lambda r: r["key"]), ("config", "%s", lambda r: r["label"].split(": ", 1)[-1]),
             ("kind", "%s", lambda r: r["kind"]), ("pool", "%s", lambda r: r["pool"]),
             ("conc. x procs", "%s", lambda r: "%d x %d" % (r["concurrency"], r["numprocs"])),
-            ("tasks/s", "%.1f", lambda r: r["tasks_per_s"]), (ratio_header, "%.2f", lambda r: r[ratio_key]),
+            ("tasks/s", "%.1f", lambda r: r["tasks_per_s"]),
+            ("spread", "%s", lambda r: "%.1f-%.1f (%d runs)" % (tuple(r["tasks_per_s_spread"]) + (r["repeats"],))
+             if r.get("repeats", 1) > 1 else "1 run"),
+            (ratio_header, "%.2f", lambda r: r[ratio_key]),
             ("ideal/s", "%.0f", lambda r: r["ideal_tasks_per_s"]), ("% ideal", "%.0f", lambda r: r["pct_of_ideal"]),
             ("peak RSS MiB", "%.0f", lambda r: r["peak_rss_mib"])]
 
@@ -767,6 +827,10 @@ def markdown(report):
                       prof["cpu_cores_per_process"] or 0, prof["backlog_min"], prof["db_driver"],
                       prof["recommended"]["pool"], prof["recommended"]["concurrency"], prof["recommended"]["numprocs"],
                       "\n".join("  - " + line for line in prof["recommended"]["explain"])))
+    out.append("\nranking of the automatic plan (median tasks/s; spread: min-max of its runs): " + "; ".join(
+        "%s: %s (auto %s %.1f-%.1f, fastest %s %.1f-%.1f)" % (
+            name, r["relation"], r["auto"], r["auto_spread"][0], r["auto_spread"][1], r["best"], r["best_spread"][0],
+            r["best_spread"][1]) for name, r in report.get("ranking", {}).items()))
     out.append("\n### Thresholds (issue 11)\n")
     out.append("| threshold | value | target | met | figures |")
     out.append("|---|---:|---|---|---|")
@@ -853,6 +917,10 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "results"), help="where bench.json/bench.png go")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) after a successful run")
     parser.add_argument("--profile-window", type=int, default=15, help="seconds worker_profile samples (default 15)")
+    parser.add_argument("--min-seconds", type=float, default=15,
+                        help="a row that drains faster runs --repeats times (default 15)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of a short row, of the automatic plan and of the fastest row (default 3)")
     opts = parser.parse_args()
     n = opts.n or (100 if opts.quick else 800)
     m = opts.m or (40 if opts.quick else 240)
@@ -891,6 +959,7 @@ def main():
             "io": io, "db": db, "cpu": cpu, "restart": restart, "memmon": memmon,
             "failures": bench.failures,
         }
+        report["ranking"] = {"io": ranking(io), "db": ranking(db["rows"]), "cpu": ranking(cpu["rows"])}
         report["thresholds"] = thresholds(report)
         report["bench_seconds"] = round(time.monotonic() - began, 1)
         out = Path(opts.out)

@@ -32,12 +32,12 @@ description:
     utilisation) x task wall time / worker CPU time per task, at least 1; the process is then 80% busy.
     The task profile comes from O(profile) (a measurement of the running worker); without one,
     workload C(io) uses Auth 5.5's own update tasks as the bench measured them under Auth's threads 5
-    (480 ms per task, 10 ms CPU per task: 38 slots) with one process per CPU (Auth's periodic updates
+    (480 ms per task, 14 ms CPU per task: 27 slots) with one process per CPU (Auth's periodic updates
     come in bursts), and C(mixed) Auth's stock 5 in one process. With a measurement numprocs grows to
     the CPU count when work waited in the queue through the whole window, else to what the measured
     tasks in flight need. When the DB connection budget cannot hold every process at the model's size,
     auto numprocs shrinks first (to as few processes as hold the worker's share of the connections at
-    the model's size: 32 x 3 on 4 or more CPUs with the default budget of 100), then concurrency, and
+    the model's size), then concurrency (24 x 4 on 4 or more CPUs with the default budget of 100), and
     C(explain) says so. C(solo), single-threaded workers and beat -> 1; a given concurrency keeps
     numprocs C(auto) at 1."
   - Every pool slot (prefork child, thread, greenlet) may hold one database connection. Auto

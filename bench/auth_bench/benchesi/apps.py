@@ -1,8 +1,9 @@
-"""Installs the offline ESI client when the worker's environment names a stub (BENCH_ESI_URL)."""
+"""Installs the offline ESI client when the worker's environment or the settings name a stub (BENCH_ESI_URL)."""
 
 import os
 
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class BenchEsiConfig(AppConfig):
@@ -10,7 +11,8 @@ class BenchEsiConfig(AppConfig):
     verbose_name = "bench: offline ESI"
 
     def ready(self):
-        url = os.environ.get("BENCH_ESI_URL")
+        # the environment: the workers the driver starts; the setting: Auth's own supervisor programs (observe)
+        url = os.environ.get("BENCH_ESI_URL") or getattr(settings, "BENCH_ESI_URL", "")
         if url:
             from allianceauth.eveonline.providers import open_api_provider
 
