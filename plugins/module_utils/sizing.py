@@ -41,14 +41,16 @@ COOPERATIVE_DRIVERS = ("pymysql", "none")
 TARGET_UTILIZATION = 0.8
 #: Task profile assumed without a measurement: Auth 5.5's own update tasks (update_character with its two
 #: ESI calls, update_corp, update_alliance; ESI answered by a stub after 100-300 ms) in the real Auth 5.5
-#: image, `make bench-auth` (bench/auth_tasks.py), under Auth's shipped threads 5: 476 to 522 ms per task
-#: (Celery's own run times) and 13.6 to 14.9 ms of worker CPU per task (/proc: utime + stime of the worker
-#: processes over the tasks, Celery's own overhead included, as worker_profile measures it), 2026-12-06 on
-#: 2 CPUs. Rounded: 480 ms and 14 ms, so 0.8 x 0.48 / 0.014 = 27 threads per process (bench/README.md).
+#: image, `make bench` (bench/auth_tasks.py), 2026-12-06 on 2 CPUs: 480 ms per task (Celery's own run times
+#: under Auth's shipped threads 5) and 12 ms of worker CPU per task (/proc: utime + stime of the worker
+#: processes over the tasks, Celery's own overhead included, as worker_profile counts it). The CPU is what a
+#: task costs at the plan's throughput: 10.3 to 12.5 ms in the rows of 18 to 50 threads x 2, and 12.7 ms by
+#: worker_profile on Auth's own worker; threads 5, idle most of the time, measured 13.6 ms (its fixed
+#: per-second overhead spread over fewer tasks). 0.8 x 0.48 / 0.012 = 32 threads per process (bench/README.md).
 #: (Before: 10 ms from two runs of 2026-12-03, 38 threads; before that the bench's own synthetic DB task,
 #: 156 ms and 6.8 ms: 18 threads.)
 DEFAULT_TASK_SECONDS = 0.48
-DEFAULT_TASK_CPU_SECONDS = 0.014
+DEFAULT_TASK_CPU_SECONDS = 0.012
 #: A profile with fewer completed tasks than this in its window is not used for sizing.
 MIN_PROFILE_TASKS = 20
 

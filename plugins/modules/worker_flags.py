@@ -32,7 +32,7 @@ description:
     utilisation) x task wall time / worker CPU time per task, at least 1; the process is then 80% busy.
     The task profile comes from O(profile) (a measurement of the running worker); without one,
     workload C(io) uses Auth 5.5's own update tasks as the bench measured them under Auth's threads 5
-    (480 ms per task, 14 ms CPU per task: 27 slots) with one process per CPU (Auth's periodic updates
+    (480 ms per task, 12 ms CPU per task: 32 slots) with one process per CPU (Auth's periodic updates
     come in bursts), and C(mixed) Auth's stock 5 in one process. With a measurement numprocs grows to
     the CPU count when work waited in the queue through the whole window, else to what the measured
     tasks in flight need. When the DB connection budget cannot hold every process at the model's size,

@@ -108,9 +108,9 @@ def test_web_and_worker_host():
 
 
 def test_default_plans_of_two_2_cpu_hosts_fit_one_budget_when_each_plans_its_share():
-    # alone, each host plans threads 27 x 2: 56 + 54 connections, over the cluster's 100
+    # alone, each host plans threads 32 x 2: 66 + 64 connections, over the cluster's 100
     alone = web_and_worker(cpu_count=2)
-    with pytest.raises(ClusterError, match=r"hold 110 DB connections together \(auth1 56, auth2 54\)"):
+    with pytest.raises(ClusterError, match=r"hold 130 DB connections together \(auth1 66, auth2 64\)"):
         plan_cluster(alone)
     # the role's default in a cluster (celery_workers_db_connection_hosts: the hosts of the cluster)
     result = plan_cluster(web_and_worker(cpu_count=2, hosts=2))
@@ -123,7 +123,7 @@ def test_default_plans_of_two_2_cpu_hosts_fit_one_budget_when_each_plans_its_sha
 def test_queue_on_one_host_only_is_reported():
     hosts = web_and_worker(budget=50)
     hosts["auth1"]["plan"] = real_plan(WEB_WORKERS + [{"name": "bulk", "queues": ["bulk"]}], budget=50)
-    # three auto workers of 27 slots: each host plans within its share of the cluster's 100
+    # three auto workers of 32 slots: each host plans within its share of the cluster's 100
     result = plan_cluster(hosts, 100)
     assert result["warnings"] == ["queue bulk is consumed on auth1 only: it pauses while auth1 is applied; "
                                   "give it a worker on another host to keep it consumed"]

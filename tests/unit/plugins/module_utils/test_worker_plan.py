@@ -233,10 +233,10 @@ def test_auto_pool_from_workload(workload, pool):
 
 def test_auto_concurrency_defaults():
     assert one({"name": "w", "workload": "cpu"}, cpu_count=6)["concurrency"] == 6
-    # Auth's update tasks as the bench measured them: 0.8 x 480 ms / 14 ms = 27 slots (2 CPUs: 2 x 27 fit the budget)
-    assert one({"name": "w", "workload": "io"}, cpu_count=2)["concurrency"] == 27
-    assert one({"name": "w", "pool": "gevent"}, cpu_count=2)["concurrency"] == 27
-    assert one({"name": "w", "pool": "eventlet"}, cpu_count=2)["concurrency"] == 27
+    # Auth's update tasks as the bench measured them: 0.8 x 480 ms / 12 ms = 32 slots (2 CPUs: 2 x 32 fit the budget)
+    assert one({"name": "w", "workload": "io"}, cpu_count=2)["concurrency"] == 32
+    assert one({"name": "w", "pool": "gevent"}, cpu_count=2)["concurrency"] == 32
+    assert one({"name": "w", "pool": "eventlet"}, cpu_count=2)["concurrency"] == 32
     assert one({"name": "w", "workload": "mixed"})["concurrency"] == 5
 
 
@@ -313,12 +313,12 @@ WEB_HOST = [{"name": "beat", "beat": True}, {"name": "worker", "workload": "io"}
 
 
 @pytest.mark.parametrize("workers, hosts, expected", [
-    # a host alone: the model's threads 27 x 2 (56 connections with beat and worker_services)
-    (WEB_HOST, 1, (27, ["worker_00", "worker_01"], 56)),
+    # a host alone: the model's threads 32 x 2 (66 connections with beat and worker_services)
+    (WEB_HOST, 1, (32, ["worker_00", "worker_01"], 66)),
     # two hosts share the budget of 100: each sizes its auto values within 50
     (WEB_HOST, 2, (24, ["worker_00", "worker_01"], 50)),
     ([{"name": "worker", "workload": "io"}], 2, (25, ["worker_00", "worker_01"], 50)),
-    # three hosts: 33 each, numprocs shrinks first (as few processes as hold the share at the model's size: 2 of 27
+    # three hosts: 33 each, numprocs shrinks first (as few processes as hold the share at the model's size: 2 of 32
     # slots), then concurrency
     ([{"name": "worker", "workload": "io"}], 3, (16, ["worker_00", "worker_01"], 32)),
 ])
@@ -556,13 +556,13 @@ def test_stock_auth_plan():
     assert worker["pool"] == "threads" and worker["concurrency"] == 24
     assert services["pool"] == "prefork" and services["concurrency"] == 1
     assert result["packages"] == []
-    # no measurement: one process per CPU (4 here) of 27 threads would need 108 DB connections; the 98 the
-    # budget leaves are shared by the 4 processes (24 each): 4 processes of up to 27 are needed to hold them
+    # no measurement: one process per CPU (4 here) of 32 threads would need 128 DB connections; the 98 the
+    # budget leaves are shared by the 4 processes (24 each): 4 processes of up to 32 are needed to hold them
     assert worker["process_names"] == ["worker_00", "worker_01", "worker_02", "worker_03"]
     assert result["memmon_limits"] == dict(("worker_%02d" % n, "512MB") for n in range(4))
     assert result["budget"]["db_connections"] == 1 + 4 * 24 + 1
-    assert any(line.startswith("concurrency capped from 27 to 24 by the DB connection budget") for line in worker["explain"])
-    assert any(line.startswith("concurrency=24: auto, ") and line.endswith("(model: 27)") for line in worker["explain"])
+    assert any(line.startswith("concurrency capped from 32 to 24 by the DB connection budget") for line in worker["explain"])
+    assert any(line.startswith("concurrency=24: auto, ") and line.endswith("(model: 32)") for line in worker["explain"])
     assert [w["name"] for w in result["workers"]] == ["beat", "worker", "worker_services"]
 
 
@@ -621,7 +621,7 @@ def test_size_pool_slots_follow_wall_over_cpu(wall, cpu, expected):
 
 def test_size_pool_without_measurement_uses_bench_defaults():
     size = size_pool("threads", "io", 8)
-    assert (size["concurrency"], size["numprocs"], size["measured"]) == (27, 8, False)
+    assert (size["concurrency"], size["numprocs"], size["measured"]) == (32, 8, False)
     assert size_pool("threads", "io", 1)["explain"][-1].startswith("numprocs=1: one CPU")
     assert size_pool("threads", "io", 1)["numprocs"] == 1
     assert size_pool("threads", "mixed", 8)["numprocs"] == 1
@@ -643,7 +643,7 @@ def test_numprocs_grows_to_the_cpus_only_when_work_waits():
 def test_a_thin_profile_is_not_used():
     assert not size_pool("threads", "io", 4, measured(tasks=3, backlog_min=9))["measured"]
     w = one({"name": "worker"}, profile={"workers": [measured(tasks=3, backlog_min=9)]}, cpu_count=2)
-    assert (w["concurrency"], len(w["process_names"])) == (27, 2)
+    assert (w["concurrency"], len(w["process_names"])) == (32, 2)
     assert any("profile not used" in line for line in w["explain"])
 
 
