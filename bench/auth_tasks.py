@@ -232,10 +232,16 @@ def profile(rows, facts=None):
                 "wall_over_cpu": round(row["task_ms_mean"] / row["cpu_ms_per_task"], 1) if row["task_ms_mean"] else None}
     cpus = sorted(r["cpu_ms_per_task"] for r in rows)
     replanned = replan(facts or host_facts(), shipped) if shipped["task_ms_mean"] else None
-    measured = one(shipped)
-    agree = {"task_ratio": measured["task_ratio"], "cpu_ratio": measured["cpu_ratio"],
+    # The model's two figures, each where it is defined: the task's wall time without contention (threads 5, the
+    # CPU far from busy), and the CPU a task costs at the plan's throughput (the automatic row). Under threads 5 a
+    # worker is idle most of each second, and its fixed overhead per second (heartbeats, the broker's polling)
+    # falls on few tasks: that CPU per task is reported beside it (cpu_ratio_threads_5), not compared.
+    auto = next((r for r in rows if r["kind"] == "auto"), shipped)
+    measured, at_plan = one(shipped), one(auto)
+    agree = {"task_ratio": measured["task_ratio"], "cpu_ratio": at_plan["cpu_ratio"],
+             "cpu_ms_per_task_at_plan": auto["cpu_ms_per_task"], "cpu_ratio_threads_5": measured["cpu_ratio"],
              "within_20pct": bool(measured["task_ratio"] and abs(measured["task_ratio"] - 1) <= 0.2
-                                  and abs(measured["cpu_ratio"] - 1) <= 0.2)}
+                                  and abs(at_plan["cpu_ratio"] - 1) <= 0.2)}
     return {"plan_with_measured_profile": replanned, "agree": agree,
             "builtin": dict(builtin, wall_over_cpu=round(builtin["task_ms"] / builtin["cpu_ms"], 1),
                             source="plugins/module_utils/sizing.py DEFAULT_TASK_SECONDS, DEFAULT_TASK_CPU_SECONDS"),
@@ -301,7 +307,7 @@ def thresholds(report):
             auto["tasks_per_s"] >= 4 * shipped["tasks_per_s"]),
            ("auto within 10%% of the fastest row (%s, %s)" % (best["key"], best["label"].split(": ", 1)[-1]),
             round(auto["tasks_per_s"] / best["tasks_per_s"], 2), ">= 0.9", auto["tasks_per_s"] >= 0.9 * best["tasks_per_s"]),
-           ("built-in profile within 20% of the measured (threads 5: task, CPU)",
+           ("built-in profile within 20% of the measured (task: threads 5; CPU: the automatic row)",
             "%.2f, %.2f" % (agree["task_ratio"] or 0, agree["cpu_ratio"]), "0.8-1.2", agree["within_20pct"]),
            ("auto's peak RSS within 25%% of the plan's estimate (%.0f of %.0f MiB)"
             % (auto["peak_rss_mib"], auto.get("rss_estimate_mib") or 0),
@@ -430,10 +436,12 @@ def markdown(report):
         out.append("\nwithin each other's spread (tasks/s): " + ", ".join("%s ~ %s" % tuple(p) for p in report["within_spread"]))
     prof = report["profile"]
     b, s = prof["builtin"], prof["auth_shipped"]
-    out.append("\nprofile (threads 5, Auth shipped): task %.0f ms (built-in %.0f ms, x%.2f), CPU %.1f ms per task "
-               "(built-in %.1f ms, x%.2f), wall/CPU %.0f (built-in %.0f); CPU ms per task over all rows %.1f-%.1f"
-               % (s["task_ms"], b["task_ms"], s["task_ratio"], s["cpu_ms_per_task"], b["cpu_ms"], s["cpu_ratio"],
-                  s["wall_over_cpu"], b["wall_over_cpu"], prof["cpu_ms_per_task_range"][0], prof["cpu_ms_per_task_range"][1]))
+    out.append("\nprofile: task %.0f ms under threads 5 (built-in %.0f ms, x%.2f); CPU %.1f ms per task at the plan's "
+               "throughput (the automatic row; built-in %.1f ms, x%.2f), %.1f ms under threads 5 (x%.2f); CPU ms per "
+               "task over all rows %.1f-%.1f"
+               % (s["task_ms"], b["task_ms"], s["task_ratio"], prof["agree"]["cpu_ms_per_task_at_plan"], b["cpu_ms"],
+                  prof["agree"]["cpu_ratio"], s["cpu_ms_per_task"], s["cpu_ratio"], prof["cpu_ms_per_task_range"][0],
+                  prof["cpu_ms_per_task_range"][1]))
     again = prof.get("plan_with_measured_profile")
     if again:
         out.append("\nthe planner with this measurement (as worker_profile would give it): %s %d x %d: %s"
