@@ -526,7 +526,7 @@ def main():
     if opts.only:
         sets = [c for c in sets if c["key"] in opts.only.split(",") or c["kind"] == "auth_shipped"]
     spec = {"n": opts.n, "configs": sets, "min_seconds": opts.min_seconds, "repeats": opts.repeats,
-            "repeat_top": not opts.only, "observe": None if opts.only or opts.no_observe
+            "rounds": not opts.only, "round_seconds": 60, "observe": None if opts.only or opts.no_observe
             else {"done_file": OBSERVE_DONE, "timeout": OBSERVE_WINDOW + 300}}
     name = "bench-auth-%d" % os.getpid()
     try:
@@ -545,7 +545,7 @@ def main():
             p = plan(facts, pool=again["pool"], concurrency=again["concurrency"], numprocs=again["numprocs"])
             config = config_of("p", "other", "planner with the measured profile", p)
             log("planner with threads 5's measurement: %s %d x %d" % (p["pool"], p["concurrency"], config["numprocs"]))
-            result["rows"] += run_in_container(name, dict(spec, configs=[config], services=False, repeat_top=False,
+            result["rows"] += run_in_container(name, dict(spec, configs=[config], services=False, rounds=False,
                                                           observe=None), opts.keep_logs)["rows"]
             sets.append(config)
     finally:

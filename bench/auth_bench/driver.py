@@ -22,9 +22,10 @@ stub, then for each configuration of SPEC:
 After the last configuration it measures the RSS of MariaDB and Redis (``services_rss_mib``, with gunicorn's).
 
 SPEC: {"n": characters, "configs": [{"key", "kind", "label", "pool", "concurrency", "numprocs", "argv"}],
-"min_seconds": 15, "repeats": 3, "repeat_top": true, "observe": {"done_file", "timeout"}}. A configuration whose
-drain is shorter than min_seconds runs ``repeats`` times in all; with repeat_top the automatic plan and the fastest
-row run ``repeats`` times whatever their drain. With observe, after the rows, Auth's own ``myauth:worker`` program
+"min_seconds": 15, "repeats": 3, "rounds": true, "round_seconds": 60, "observe": {"done_file", "timeout"}}.
+Without rounds, a configuration whose drain is shorter than min_seconds runs ``repeats`` times in all, one run after
+the other. With rounds, every configuration runs once, then those that drained in under round_seconds run again in
+rounds (one run of each per round) until each has ``repeats`` runs. With observe, after the rows, Auth's own ``myauth:worker`` program
 (supervisor, as Auth ships it) drains the burst until the host has run worker_profile against it (see observe()). Progress goes to stderr, the result (JSON) to OUT.
 """
 
@@ -488,18 +489,17 @@ def main():
             while True:
                 marker += 1
                 runs[config["key"]].append(run_once(config, ids, marker, logdir))
-                if runs[config["key"]][-1]["drain_s"] >= spec.get("min_seconds", 15) \
+                if spec.get("rounds") or runs[config["key"]][-1]["drain_s"] >= spec.get("min_seconds", 15) \
                         or len(runs[config["key"]]) >= spec.get("repeats", 3):
                     break
-        # the rows that decide the ranking (the automatic plan and the fastest row) always run `repeats` times:
-        # the median and the spread then say whether they differ
-        if spec.get("repeat_top"):
-            fastest = max(spec["configs"], key=lambda c: statistics.median(r["tasks_per_s"] for r in runs[c["key"]]))
-            for config in spec["configs"]:
-                if config["kind"] == "auto" or config is fastest:
-                    while len(runs[config["key"]]) < spec.get("repeats", 3):
-                        marker += 1
-                        runs[config["key"]].append(run_once(config, ids, marker, logdir))
+        # rounds: every row that drained in under round_seconds runs `repeats` times in all, one run of each row per
+        # round, so that a noisy minute of the machine falls on one run of several rows, not on one row's runs
+        if spec.get("rounds"):
+            fast = [c for c in spec["configs"] if runs[c["key"]][0]["drain_s"] < spec.get("round_seconds", 60)]
+            for _round in range(1, spec.get("repeats", 3)):
+                for config in fast:
+                    marker += 1
+                    runs[config["key"]].append(run_once(config, ids, marker, logdir))
         rows = [summarize(config, runs[config["key"]]) for config in spec["configs"]]
         observed = None
         if spec.get("observe"):
