@@ -422,8 +422,10 @@ class Bench:
         profile = self.profile_run(make_sig, n)
         rec = profile["recommended"]
         flags = plan(self.facts, pool=rec["pool"], concurrency=rec["concurrency"], numprocs=rec["numprocs"])
-        row = median_row(self.repeat(lambda: self.run_set("p", "other", "db: worker_profile recommendation", flags,
-                                                         make_sig, n, ideal(flags), db=True), [], always=True))
+
+        def recommended():
+            return self.run_set("p", "other", "db: worker_profile recommendation", flags, make_sig, n, ideal(flags), db=True)
+        row = median_row(self.repeat(recommended, [], always=True))
         rows = add_ratios(rows + [row])
         best = max(rows, key=lambda r: r["tasks_per_s"])
         profile.update(recommended_row=row["key"], recommended_tasks_per_s=row["tasks_per_s"],

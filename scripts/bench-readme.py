@@ -152,8 +152,9 @@ def auth_section(report, bench_date):
     agree = prof["agree"]
     out += ["", "Auth's tasks: %.0f ms per task under threads 5 (the built-in profile: %.0f ms, x%.2f); %.1f ms CPU per "
             "task at the plan's throughput, the automatic row (built-in %.1f ms, x%.2f), %.1f ms under threads 5, "
-            "mostly idle (x%.2f)." % (s["task_ms"], b["task_ms"], s["task_ratio"], agree["cpu_ms_per_task_at_plan"],
-                                       b["cpu_ms"], agree["cpu_ratio"], s["cpu_ms_per_task"], s["cpu_ratio"])]
+            "mostly idle (x%.2f)." % (
+                s["task_ms"], b["task_ms"], s["task_ratio"], agree["cpu_ms_per_task_at_plan"], b["cpu_ms"],
+                agree["cpu_ratio"], s["cpu_ms_per_task"], s["cpu_ratio"])]
     seen = report.get("observe_agreement")
     if seen:
         out[-1] += (" `celery_workers_profile: observe` (the `worker_profile` module, %d s window, on Auth's own "
@@ -165,13 +166,13 @@ def auth_section(report, bench_date):
     fit = report.get("two_gb")
     if fit:
         out[-1] += (" With `celery_workers_memory_total: 2GB` the default plan (%s) estimates workers %.0f + gunicorn %.0f "
-                    "+ reserve %.0f = %.0f MiB of 2048." % (fit["worker"], fit["workers_estimate_mib"],
-                                                             fit["carried_estimate_mib"], fit["reserve_mib"],
-                                                             fit["host_estimate_mib"]))
+                    "+ reserve %.0f = %.0f MiB of 2048." % (
+                        fit["worker"], fit["workers_estimate_mib"], fit["carried_estimate_mib"], fit["reserve_mib"],
+                        fit["host_estimate_mib"]))
     out += ["", "| issue 23 | this run | target | met |", "| --- | ---: | --- | --- |"]
     for t in report.get("thresholds", []):
-        out.append("| %s | %s | %s | %s |" % (t["what"], t["value"], t["target"],
-                                             "" if t["met"] is None else "yes" if t["met"] else "**no**"))
+        met = "" if t["met"] is None else "yes" if t["met"] else "**no**"
+        out.append("| %s | %s | %s | %s |" % (t["what"], t["value"], t["target"], met))
     return "\n".join(out)
 
 
@@ -191,8 +192,8 @@ def main(argv):
         new = replace(new, AUTH_BEGIN, AUTH_END, auth_section(report["auth_tasks"], report["date"]))
         new = replace(new, HEAD_BEGIN, HEAD_END, (
             "On Auth 5.5's own update tasks (`make bench`, %s, %d CPUs, ESI answered by a stub after 100 to 300 ms): "
-            "%s. See Benchmark." % (report["date"][:10], report["auth_tasks"]["host"]["cpu_count"],
-                                     headline(report["auth_tasks"]))))
+            "%s. See Benchmark." % (
+                report["date"][:10], report["auth_tasks"]["host"]["cpu_count"], headline(report["auth_tasks"]))))
     if check:
         if new != text:
             print("README.md's bench section is out of date: run python scripts/bench-readme.py")

@@ -25,8 +25,9 @@ SPEC: {"n": characters, "configs": [{"key", "kind", "label", "pool", "concurrenc
 "min_seconds": 15, "repeats": 3, "rounds": true, "round_seconds": 60, "observe": {"done_file", "timeout"}}.
 Without rounds, a configuration whose drain is shorter than min_seconds runs ``repeats`` times in all, one run after
 the other. With rounds, every configuration runs once, then those that drained in under round_seconds run again in
-rounds (one run of each per round) until each has ``repeats`` runs. With observe, after the rows, Auth's own ``myauth:worker`` program
-(supervisor, as Auth ships it) drains the burst until the host has run worker_profile against it (see observe()). Progress goes to stderr, the result (JSON) to OUT.
+rounds (one run of each per round) until each has ``repeats`` runs. With observe, after the rows, Auth's own
+``myauth:worker`` program (supervisor, as Auth ships it) drains the burst until the host has run worker_profile
+against it (see observe()). Progress goes to stderr, the result (JSON) to OUT.
 """
 
 import datetime
@@ -433,8 +434,8 @@ def observe(universe_ids, marker, done_file, timeout):
     result = {"programs": names, "argv": argv, "seconds": round(seconds, 1), "tasks_done": done,
               "tasks_per_s": round(done / seconds, 2) if seconds else None,
               "cpu_ms_per_task": round(1000 * cpu / done, 2) if done else None, "module_returned": os.path.exists(done_file)}
-    log("observe: %d tasks in %.0f s (%s tasks/s), CPU %s ms/task" % (done, seconds, result["tasks_per_s"],
-                                                                       result["cpu_ms_per_task"]))
+    log("observe: %d tasks in %.0f s (%s tasks/s), CPU %s ms/task"
+        % (done, seconds, result["tasks_per_s"], result["cpu_ms_per_task"]))
     return result
 
 
