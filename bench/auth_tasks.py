@@ -20,7 +20,8 @@ Configurations (flags from the collection's planner, ``plan_workers``, as bench.
 (the plan's concurrency in one process; threads 18/25/32/38/50 x one process per CPU). Each row carries the
 plan's RSS estimate of the worker program next to the measured peak; the report checks issue 23's targets
 (``thresholds``: auto against Auth's shipped and the fastest row, the built-in profile against the measured
-one, the RSS estimate against the measured, the default plan on a 2 GB host). Output: a Markdown table on
+one, worker_profile on Auth's own worker program against the bench (observe), the RSS estimate against the
+measured, the default plan on a 2 GB host). Output: a Markdown table on
 stdout and ``auth_tasks`` in results/bench.json (merged into the file bench.py writes; other keys are kept).
 Exit status 1 when a task was lost or failed; 0 otherwise, also when docker or the image is missing (the
 set is skipped).
@@ -249,8 +250,8 @@ def profile(rows, facts=None):
             "cpu_ms_per_task_range": [cpus[0], cpus[-1]],
             "how": "task_ms: mean of Celery's own 'succeeded in Xs' (worker --loglevel=info) over all tasks of the "
                    "row; cpu_ms_per_task: utime+stime of all worker processes (/proc/<pid>/stat) from the resume to the "
-                   "last effect, over the tasks; under threads 5 like the built-in profile, which the DB set's "
-                   "worker_profile measured"}
+                   "last effect, over the tasks; agree: the task time of threads 5 and the CPU per task of the "
+                   "automatic row against the built-in profile"}
 
 
 def observe_agreement(observed, rows):
