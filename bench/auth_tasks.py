@@ -40,6 +40,8 @@ import tempfile
 import threading
 import time
 
+import spreads
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COLLECTIONS = ROOT / ".cache" / "collections"
 IMAGE = os.environ.get("CELERY_TUNING_IMAGE_AUTH55", "authops/allianceauth55-debian12")
@@ -326,32 +328,8 @@ def thresholds(report):
     return [{"what": w, "value": v, "target": t, "met": bool(m)} for w, v, t, m in out] + [
         {"what": "rows within the fastest row's spread", "value": ", ".join(best_runs) or "none", "target": "",
          "met": None},
-        {"what": "the automatic plan against the fastest row (compare between runs)", "value": ranking(report)["relation"],
+        {"what": "the automatic plan against the fastest row (compare between runs)", "value": report["ranking"]["relation"],
          "target": "", "met": None}]
-
-
-def ranking(report):
-    """Where the automatic plan stands against the fastest row: the fastest itself, within the fastest row's spread
-    (their runs overlap: no order between them), or below it."""
-    rows = report["rows"]
-    auto = next(r for r in rows if r["kind"] == "auto")
-    best = max(rows, key=lambda r: r["tasks_per_s"])
-    pairs = report.get("within_spread", [])
-    relation = "fastest" if best is auto else "within the fastest row's spread" \
-        if [auto["key"], best["key"]] in pairs or [best["key"], auto["key"]] in pairs else "below the fastest row's spread"
-    return {"auto": auto["key"], "best": best["key"], "relation": relation}
-
-
-def overlaps(rows):
-    """Pairs of rows whose tasks/s spreads (min..max of repeats, or the single value) overlap."""
-    out = []
-    for i, left in enumerate(rows):
-        for right in rows[i + 1:]:
-            lo1, hi1 = left["tasks_per_s_spread"]
-            lo2, hi2 = right["tasks_per_s_spread"]
-            if (left["repeats"] > 1 or right["repeats"] > 1) and lo1 <= hi2 and lo2 <= hi1:
-                out.append([left["key"], right["key"]])
-    return out
 
 
 def derive(rows):
@@ -503,10 +481,10 @@ def main():
         path = pathlib.Path(opts.out) / "bench.json"
         data = json.loads(path.read_text(encoding="utf-8"))
         report = data["auth_tasks"]
-        report.update(rows=derive(report["rows"]), within_spread=overlaps(report["rows"]), profile=profile(report["rows"]),
+        report.update(rows=derive(report["rows"]), within_spread=spreads.overlaps(report["rows"]), profile=profile(report["rows"]),
                       two_gb=two_gb_plan(report["host"]),
                       observe_agreement=observe_agreement(report.get("observe"), report["rows"]))
-        report["ranking"] = ranking(report)
+        report["ranking"] = spreads.ranking(report["rows"], report["within_spread"])
         report["thresholds"] = thresholds(report)
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(markdown(report))
@@ -569,14 +547,14 @@ def main():
         "tasks_queued": "as run_model_update: update_corp per corporation, update_alliance per alliance, then "
                         "update_character per character (what update_character_chunk queues for changed characters), "
                         "priority 7, no countdown",
-        "within_spread": overlaps(rows), "profile": profile(rows, facts), "versions": result["versions"],
+        "within_spread": spreads.overlaps(rows), "profile": profile(rows, facts), "versions": result["versions"],
         "services_rss_mib": result.get("services_rss_mib"), "two_gb": two_gb_plan(facts),
         "observe": result.get("observe"), "observe_agreement": observe_agreement(result.get("observe"), rows),
         "max_connections": result["max_connections"], "kinds": ["guide_default", "auth_shipped", "auto", "other"],
         "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "seconds": round(time.monotonic() - began, 1),
     }
-    report["ranking"] = ranking(report)
+    report["ranking"] = spreads.ranking(report["rows"], report["within_spread"])
     report["thresholds"] = thresholds(report)
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,7 @@ import time
 import xmlrpc.client
 from pathlib import Path
 
+import spreads
 from services import MariaDB, Procs, ensure_mysqlclient, log, redis_version, start_redis, start_stub, tail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,17 +165,6 @@ def median_row(runs):
                                                       max(r["tasks_per_s"] for r in runs)],
                runs=[{k: r[k] for k in ("seconds", "tasks_per_s", "errors", "loadavg_1m_after")} for r in runs])
     return row
-
-
-def within_spread(rows):
-    """Pairs of rows (keys) whose tasks/s spreads overlap, one of them repeated at least."""
-    out = []
-    for index, left in enumerate(rows):
-        for right in rows[index + 1:]:
-            (lo1, hi1), (lo2, hi2) = left["tasks_per_s_spread"], right["tasks_per_s_spread"]
-            if (left["repeats"] > 1 or right["repeats"] > 1) and lo1 <= hi2 and lo2 <= hi1:
-                out.append([left["key"], right["key"]])
-    return out
 
 
 def add_ratios(rows):
@@ -362,16 +352,16 @@ class Bench:
         """run_set for each (key, kind, label, flags); ideal(flags) is the tasks/s without overhead. A row that
         drains in under --min-seconds runs --repeats times in all, and so do the automatic plan and the fastest
         row: the row is then the median run, with the spread (min-max of tasks/s) of its runs."""
+        def runner(key, kind, label, flags):
+            return lambda: self.run_set(key, kind, prefix + label, flags, make_sig, count, ideal(flags), db)
         runs = {}
-        for key, kind, label, flags in configs:
-            runs[key] = self.repeat(lambda: self.run_set(key, kind, prefix + label, flags, make_sig, count,
-                                                         ideal(flags), db), [])
+        for config in configs:
+            runs[config[0]] = self.repeat(runner(*config), [])
         fastest = max(configs, key=lambda c: median_row(runs[c[0]])["tasks_per_s"])[0]
-        for key, kind, label, flags in configs:
-            if kind == "auto" or key == fastest:
-                runs[key] = self.repeat(lambda: self.run_set(key, kind, prefix + label, flags, make_sig, count,
-                                                             ideal(flags), db), runs[key], always=True)
-        return add_ratios([median_row(runs[key]) for key, _kind, _label, _flags in configs])
+        for config in configs:
+            if config[1] == "auto" or config[0] == fastest:
+                runs[config[0]] = self.repeat(runner(*config), runs[config[0]], always=True)
+        return add_ratios([median_row(runs[config[0]]) for config in configs])
 
     def repeat(self, run, runs, always=False):
         """Runs so far plus new ones: until --repeats runs, stopping early (unless always) once one lasts
@@ -713,22 +703,6 @@ priority=999
 # thresholds of issue 11 ("Tuning from evidence"): reported, never tuned for
 # ------------------------------------------------------------------------------------------------
 
-def ranking(rows):
-    """Where the automatic plan stands against the fastest row (median tasks/s): the fastest itself, within the
-    fastest row's spread (their runs overlap: no order between them), or below it."""
-    auto = _kind(rows, "auto")
-    best = max(rows, key=lambda r: r["tasks_per_s"])
-    if best is auto:
-        relation = "fastest"
-    elif [auto["key"], best["key"]] in within_spread(rows) or [best["key"], auto["key"]] in within_spread(rows):
-        relation = "within the fastest row's spread"
-    else:
-        relation = "below the fastest row's spread"
-    return {"auto": auto["key"], "best": best["key"], "relation": relation,
-            "auto_spread": auto["tasks_per_s_spread"], "best_spread": best["tasks_per_s_spread"],
-            "within_spread": within_spread(rows)}
-
-
 def _kind(rows, kind):
     return next(r for r in rows if r["kind"] == kind)
 
@@ -961,7 +935,8 @@ def main():
             "io": io, "db": db, "cpu": cpu, "restart": restart, "memmon": memmon,
             "failures": bench.failures,
         }
-        report["ranking"] = {"io": ranking(io), "db": ranking(db["rows"]), "cpu": ranking(cpu["rows"])}
+        report["ranking"] = {"io": spreads.ranking(io), "db": spreads.ranking(db["rows"]),
+                             "cpu": spreads.ranking(cpu["rows"])}
         report["thresholds"] = thresholds(report)
         report["bench_seconds"] = round(time.monotonic() - began, 1)
         out = Path(opts.out)

@@ -1,0 +1,34 @@
+"""Rows of repeated runs: which overlap, and where the automatic plan stands (bench.py and auth_tasks.py).
+
+A row has ``key``, ``kind``, ``tasks_per_s`` (the median of its runs), ``tasks_per_s_spread`` ([min, max]) and
+``repeats``.
+"""
+
+
+def overlaps(rows):
+    """Pairs of rows (keys) whose tasks/s spreads overlap, one of them repeated at least."""
+    out = []
+    for index, left in enumerate(rows):
+        for right in rows[index + 1:]:
+            (lo1, hi1), (lo2, hi2) = left["tasks_per_s_spread"], right["tasks_per_s_spread"]
+            if (left["repeats"] > 1 or right["repeats"] > 1) and lo1 <= hi2 and lo2 <= hi1:
+                out.append([left["key"], right["key"]])
+    return out
+
+
+def ranking(rows, pairs=None):
+    """Where the automatic plan stands against the fastest row (median tasks/s): the fastest itself, within the
+    fastest row's spread (their runs overlap: no order between them), or below it. ``pairs``: overlaps(rows),
+    when the caller has it."""
+    pairs = overlaps(rows) if pairs is None else pairs
+    auto = next(r for r in rows if r["kind"] == "auto")
+    best = max(rows, key=lambda r: r["tasks_per_s"])
+    if best is auto:
+        relation = "fastest"
+    elif [auto["key"], best["key"]] in pairs or [best["key"], auto["key"]] in pairs:
+        relation = "within the fastest row's spread"
+    else:
+        relation = "below the fastest row's spread"
+    return {"auto": auto["key"], "best": best["key"], "relation": relation,
+            "auto_spread": auto["tasks_per_s_spread"], "best_spread": best["tasks_per_s_spread"],
+            "within_spread": pairs}
