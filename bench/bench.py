@@ -349,29 +349,27 @@ class Bench:
         return row
 
     def run_configs(self, prefix, configs, make_sig, count, ideal, db=False):
-        """run_set for each (key, kind, label, flags); ideal(flags) is the tasks/s without overhead. A row that
-        drains in under --min-seconds runs --repeats times in all, and so do the automatic plan and the fastest
-        row: the row is then the median run, with the spread (min-max of tasks/s) of its runs."""
+        """run_set for each (key, kind, label, flags); ideal(flags) is the tasks/s without overhead.
+
+        Every configuration runs once; then, in rounds (one run of each per round, in the set's order), each
+        one that drained in under --min-seconds runs again until it has --repeats runs, and so do the automatic
+        plan and the fastest row whatever their drain: a noisy minute of the machine then falls on one run of
+        several rows, not on the runs of one row. A row is its median run, with the spread (min-max of tasks/s)
+        of its runs."""
         def runner(key, kind, label, flags):
             return lambda: self.run_set(key, kind, prefix + label, flags, make_sig, count, ideal(flags), db)
-        runs = {}
-        for config in configs:
-            runs[config[0]] = self.repeat(runner(*config), [])
-        fastest = max(configs, key=lambda c: median_row(runs[c[0]])["tasks_per_s"])[0]
-        for config in configs:
-            if config[1] == "auto" or config[0] == fastest:
-                runs[config[0]] = self.repeat(runner(*config), runs[config[0]], always=True)
+        runs = {config[0]: [runner(*config)()] for config in configs}
+        fastest = max(configs, key=lambda c: runs[c[0]][0]["tasks_per_s"])[0]
+        again = [config for config in configs
+                 if config[1] == "auto" or config[0] == fastest or runs[config[0]][0]["seconds"] < self.opts.min_seconds]
+        for _round in range(1, self.opts.repeats):
+            for config in again:
+                runs[config[0]].append(runner(*config)())
         return add_ratios([median_row(runs[config[0]]) for config in configs])
 
-    def repeat(self, run, runs, always=False):
-        """Runs so far plus new ones: until --repeats runs, stopping early (unless always) once one lasts
-        --min-seconds."""
-        runs = list(runs)
-        while len(runs) < self.opts.repeats:
-            if runs and not always and runs[-1]["seconds"] >= self.opts.min_seconds:
-                break
-            runs.append(run())
-        return runs
+    def repeat(self, run):
+        """--repeats runs of one configuration, back to back (the worker_profile recommendation, after the set)."""
+        return [run() for _index in range(self.opts.repeats)]
 
     def pool_configs(self, workload):
         """The configurations every set compares, as (key, kind, label, flags)."""
@@ -415,7 +413,7 @@ class Bench:
 
         def recommended():
             return self.run_set("p", "other", "db: worker_profile recommendation", flags, make_sig, n, ideal(flags), db=True)
-        row = median_row(self.repeat(recommended, [], always=True))
+        row = median_row(self.repeat(recommended))
         rows = add_ratios(rows + [row])
         best = max(rows, key=lambda r: r["tasks_per_s"])
         profile.update(recommended_row=row["key"], recommended_tasks_per_s=row["tasks_per_s"],
