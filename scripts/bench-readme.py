@@ -68,7 +68,8 @@ def section(report):
         "%.1f at the end%s; [chart](docs/bench.png), [data](docs/bench.json)):" % (
             h["cpu_count"], h["memory_bytes"] / 1024 ** 3, v["celery"], db["mariadb"], db["mysqlclient"],
             report["bench_seconds"], report["date"][:10], report["loadavg_1m_start"], report["loadavg_1m_end"],
-            ": the machine was shared with other work, so the figures are lower than on an idle machine" if busy
+            ": above half the CPUs, the machine was not idle (another run had just ended or other work ran), so the "
+            "figures may be lower than on an idle one" if busy
             else ", nothing else running"),
         "",
         pool_table("I/O set: %d x io_call (100 ms)" % report["n"], report["io"], "x guide default", "ratio_to_a"),
