@@ -64,7 +64,7 @@ def main(argv):
     print("| --- | --- | --- | --- |")
     for name, one, two, agree in rows:
         print("| %s | %s | %s | %s |" % (name, one, two, "yes" if agree else "**no**"))
-    return 0 if rows and all(agree for *_rest, agree in rows) else 1
+    return 0 if rows and all(row[3] for row in rows) else 1
 
 
 if __name__ == "__main__":
