@@ -25,7 +25,8 @@ SPEC: {"n": characters, "configs": [{"key", "kind", "label", "pool", "concurrenc
 "min_seconds": 15, "repeats": 3, "rounds": true, "round_seconds": 60, "observe": {"done_file", "timeout"}}.
 Without rounds, a configuration whose drain is shorter than min_seconds runs ``repeats`` times in all, one run after
 the other. With rounds, every configuration runs once, then those that drained in under round_seconds run again in
-rounds (one run of each per round) until each has ``repeats`` runs. With observe, after the rows, Auth's own
+rounds (one run of each per round; the order: the sweep's, reversed, every other row first, ...) until each
+has ``repeats`` runs. With observe, after the rows, Auth's own
 ``myauth:worker`` program (supervisor, as Auth ships it) drains the burst until the host has run worker_profile
 against it (see observe()). Progress goes to stderr, the result (JSON) to OUT.
 """
@@ -494,11 +495,15 @@ def main():
                         or len(runs[config["key"]]) >= spec.get("repeats", 3):
                     break
         # rounds: every row that drained in under round_seconds runs `repeats` times in all, one run of each row per
-        # round, so that a noisy minute of the machine falls on one run of several rows, not on one row's runs
+        # round, so that a noisy minute of the machine falls on one run of several rows, not on one row's runs; the
+        # order changes from round to round (the sweep's, then reversed, then every other row first), so that no row
+        # always runs at the same place in a round or after the same row
         if spec.get("rounds"):
             fast = [c for c in spec["configs"] if runs[c["key"]][0]["drain_s"] < spec.get("round_seconds", 60)]
             for _round in range(1, spec.get("repeats", 3)):
-                for config in fast:
+                order = list(reversed(fast)) if _round % 2 else fast[0::2] + fast[1::2]
+                log("round %d: %s" % (_round + 1, ", ".join(c["key"] for c in order)))
+                for config in order:
                     marker += 1
                     runs[config["key"]].append(run_once(config, ids, marker, logdir))
         rows = [summarize(config, runs[config["key"]]) for config in spec["configs"]]
