@@ -305,8 +305,12 @@ def sweep(rows):
 
 def ranked(report):
     """The automatic plan against the fastest row of the sweep."""
-    rows = sweep(report["rows"])
-    return spreads.ranking(rows, [pair for pair in report["within_spread"] if "p" not in pair])
+    return spreads.ranking(sweep(report["rows"]))
+
+
+def sweep_best(report):
+    """The sweep's fastest row, as the report's ranking names it."""
+    return next(r for r in report["rows"] if r["key"] == report["ranking"]["best"])
 
 
 def thresholds(report):
@@ -314,7 +318,7 @@ def thresholds(report):
     rows = report["rows"]
     shipped = next(r for r in rows if r["kind"] == "auth_shipped")
     auto = next(r for r in rows if r["kind"] == "auto")
-    best = max(sweep(rows), key=lambda r: r["tasks_per_s"])
+    best = sweep_best(report)
     agree = report["profile"]["agree"]
     fit = report.get("two_gb") or {}
     out = [("no task lost, in any row", sum(r["lost"] for r in rows), "0", sum(r["lost"] for r in rows) == 0),
@@ -371,7 +375,7 @@ def svg_chart(report):
     90 % of the sweep's fastest row marked: an SVG of its own (no plotting library in .venv)."""
     rows = report["rows"]
     top = max(max(r["tasks_per_s_spread"][1], r["tasks_per_s"]) for r in rows)
-    best = max(r["tasks_per_s"] for r in sweep(rows))
+    best = sweep_best(report)["tasks_per_s"]
     left, width, bar_h, gap, head = 230, 460, 18, 8, 46
     scale = width / (top * 1.08)
     height = head + len(rows) * (bar_h + gap) + 40

@@ -12,7 +12,7 @@ agree on a set when the automatic plan has the same place in both. Exit status 1
 import json
 import sys
 
-TOP = ("fastest", "within the fastest row's spread")
+import spreads
 
 
 def sets(report):
@@ -29,7 +29,7 @@ def sets(report):
 
 
 def place(ranking):
-    return "top" if ranking["relation"] in TOP else "below"
+    return "below" if ranking["relation"] == spreads.BELOW else "top"
 
 
 def describe(rows, ranking):

@@ -4,6 +4,8 @@ A row has ``key``, ``kind``, ``tasks_per_s`` (the median of its runs), ``tasks_p
 ``repeats``.
 """
 
+FASTEST, WITHIN, BELOW = "fastest", "within the fastest row's spread", "below the fastest row's spread"
+
 
 def overlaps(rows):
     """Pairs of rows (keys) whose tasks/s spreads overlap, one of them repeated at least."""
@@ -24,11 +26,11 @@ def ranking(rows, pairs=None):
     auto = next(r for r in rows if r["kind"] == "auto")
     best = max(rows, key=lambda r: r["tasks_per_s"])
     if best is auto:
-        relation = "fastest"
+        relation = FASTEST
     elif [auto["key"], best["key"]] in pairs or [best["key"], auto["key"]] in pairs:
-        relation = "within the fastest row's spread"
+        relation = WITHIN
     else:
-        relation = "below the fastest row's spread"
+        relation = BELOW
     return {"auto": auto["key"], "best": best["key"], "relation": relation,
             "auto_spread": auto["tasks_per_s_spread"], "best_spread": best["tasks_per_s_spread"],
             "within_spread": pairs}
