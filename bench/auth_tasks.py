@@ -384,9 +384,10 @@ def svg_chart(report):
            '<rect width="100%" height="100%" fill="white"/>',
            '<text x="10" y="18" font-size="14">auth_tasks: Auth %s\'s update tasks, %d characters (%d tasks), tasks/s</text>'
            % (report["versions"].get("allianceauth"), report["n"], rows[0]["tasks"]),
-           '<text x="10" y="36" fill="#555">%s; %d CPUs; load %.1f -> %.1f; whiskers: min-max of 3 runs; dashed: 90 %% '
-           'of the fastest sweep row</text>' % tuple([report["date"][:10], report["host"]["cpu_count"],
-                                                      report["loadavg_1m_start"], report["loadavg_1m_end"]])]
+           '<text x="10" y="36" fill="#555">%s; %d CPUs; load %.1f -> %.1f; whiskers: min-max of %d runs, thick: the '
+           'middle ones; dashed: 90 %% of the fastest sweep row</text>' % (
+               report["date"][:10], report["host"]["cpu_count"], report["loadavg_1m_start"], report["loadavg_1m_end"],
+               max(r["repeats"] for r in rows))]
     for index, r in enumerate(rows):
         y = head + index * (bar_h + gap)
         label = "%s %d x %d (%s)" % (r["pool"], r["concurrency"], r["numprocs"], r["kind"])
@@ -397,6 +398,10 @@ def svg_chart(report):
             lo, hi = r["tasks_per_s_spread"]
             out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="black"/>'
                        % (left + lo * scale, left + hi * scale, y + bar_h // 2, y + bar_h // 2))
+            if r.get("tasks_per_s_band"):
+                lo, hi = r["tasks_per_s_band"]
+                out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="black" stroke-width="5"/>'
+                           % (left + lo * scale, left + hi * scale, y + bar_h // 2, y + bar_h // 2))
         end = left + max(r["tasks_per_s"], r["tasks_per_s_spread"][1]) * scale + 4
         out.append('<text x="%.1f" y="%d">%.1f</text>' % (end, y + bar_h - 5, r["tasks_per_s"]))
     x90 = left + 0.9 * best * scale
@@ -423,8 +428,7 @@ def markdown(report):
            "| CPU ms/task | peak RSS MiB | est. RSS MiB | DB conns | lost | failed | load |",
            "|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        spread = "%.1f-%.1f (%d runs)" % (r["tasks_per_s_spread"][0], r["tasks_per_s_spread"][1], r["repeats"]) \
-            if r["repeats"] > 1 else "1 run"
+        spread = spreads.describe(r)
         out.append("| %s | %s | %s | %s | %d x %d | %.1f | %.1f | %s | %.2f | %.0f | %.0f | %.1f | %.0f | %s | %d | %d "
                    "| %d | %.1f |" % (
                        r["key"], r["label"].split(": ", 1)[-1], r["kind"], r["pool"], r["concurrency"], r["numprocs"],
@@ -433,7 +437,19 @@ def markdown(report):
                        "%.0f (x%.2f)" % (r["rss_estimate_mib"], r["rss_over_estimate"]) if r.get("rss_estimate_mib") else "-",
                        r["db_connections"], r["lost"], r["failed_logged"], r["loadavg_1m_after"]))
     if report["within_spread"]:
-        out.append("\nwithin each other's spread (tasks/s): " + ", ".join("%s ~ %s" % tuple(p) for p in report["within_spread"]))
+        out.append("\nwithin each other's spread (tasks/s; the middle runs of 5 or more, else min-max): "
+                   + ", ".join("%s ~ %s" % tuple(p) for p in report["within_spread"]))
+    out.append("\nruns of the repeated rows (round.place: tasks/s (the share of the host's CPU time the hypervisor took "
+               "while it ran: steal)); set aside: runs over the steal limit, run again at the end of their round:")
+
+    def runs_text(runs):
+        return ", ".join("%s%.1f (%s)" % ("%s.%s: " % (x["round"], x["place"]) if x.get("round") else "",
+                                          x["tasks_per_s"], "-" if x.get("steal_pct") is None else "%.1f %%" % x["steal_pct"])
+                         for x in runs)
+    for r in rows:
+        if r["repeats"] > 1 or r.get("runs_set_aside"):
+            out.append("- %s: %s%s" % (r["key"], runs_text(r["runs"]), "; set aside: %s" % runs_text(r["runs_set_aside"])
+                                       if r.get("runs_set_aside") else ""))
     prof = report["profile"]
     b, s = prof["builtin"], prof["auth_shipped"]
     out.append("\nprofile: task %.0f ms under threads 5 (built-in %.0f ms, x%.2f); CPU %.1f ms per task at the plan's "
@@ -490,7 +506,12 @@ def main():
     parser.add_argument("-n", type=int, default=2000, help="characters (default 2000; +1/10 corporations, +1/50 alliances)")
     parser.add_argument("--only", help="comma-separated config keys (b,a,d,s10-1,...) to run")
     parser.add_argument("--min-seconds", type=float, default=20, help="a shorter drain is repeated (default 20)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs in all of a row shorter than --min-seconds")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="runs in all of a row that drains in under 60 s (in rounds; with --only: under --min-seconds)")
+    parser.add_argument("--max-steal", type=float, default=5.0,
+                        help="a run under 60 s during which the hypervisor took more than this %% of the host's CPU "
+                             "(steal) runs again at the end of its round, at most --repeats times per row (default 5; "
+                             "-1: never)")
     parser.add_argument("--out", default=str(ROOT / "results"), help="where bench.json is (auth_tasks merged in)")
     parser.add_argument("--no-observe", action="store_true",
                         help="skip worker_profile on Auth's own worker program (celery_workers_profile: observe)")
@@ -526,7 +547,8 @@ def main():
     if opts.only:
         sets = [c for c in sets if c["key"] in opts.only.split(",") or c["kind"] == "auth_shipped"]
     spec = {"n": opts.n, "configs": sets, "min_seconds": opts.min_seconds, "repeats": opts.repeats,
-            "rounds": not opts.only, "round_seconds": 60, "observe": None if opts.only or opts.no_observe
+            "rounds": not opts.only, "round_seconds": 60, "max_steal_pct": None if opts.max_steal < 0 else opts.max_steal,
+            "observe": None if opts.only or opts.no_observe
             else {"done_file": OBSERVE_DONE, "timeout": OBSERVE_WINDOW + 300}}
     name = "bench-auth-%d" % os.getpid()
     try:
@@ -546,7 +568,7 @@ def main():
             config = config_of("p", "other", "planner with the measured profile", p)
             log("planner with threads 5's measurement: %s %d x %d" % (p["pool"], p["concurrency"], config["numprocs"]))
             result["rows"] += run_in_container(name, dict(spec, configs=[config], services=False, rounds=False,
-                                                          observe=None), opts.keep_logs)["rows"]
+                                                          repeats=1, observe=None), opts.keep_logs)["rows"]
             sets.append(config)
     finally:
         docker("rm", "-f", name, check=False)

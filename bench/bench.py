@@ -766,8 +766,7 @@ def pool_columns(ratio_header, ratio_key):
             ("kind", "%s", lambda r: r["kind"]), ("pool", "%s", lambda r: r["pool"]),
             ("conc. x procs", "%s", lambda r: "%d x %d" % (r["concurrency"], r["numprocs"])),
             ("tasks/s", "%.1f", lambda r: r["tasks_per_s"]),
-            ("spread", "%s", lambda r: "%.1f-%.1f (%d runs)" % (tuple(r["tasks_per_s_spread"]) + (r["repeats"],))
-             if r.get("repeats", 1) > 1 else "1 run"),
+            ("spread", "%s", spreads.describe),
             (ratio_header, "%.2f", lambda r: r[ratio_key]),
             ("ideal/s", "%.0f", lambda r: r["ideal_tasks_per_s"]), ("% ideal", "%.0f", lambda r: r["pct_of_ideal"]),
             ("peak RSS MiB", "%.0f", lambda r: r["peak_rss_mib"])]

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import spreads  # noqa: E402  pylint: disable=wrong-import-position
 README = ROOT / "README.md"
 BEGIN, END = "<!-- bench:begin (scripts/bench-readme.py) -->", "<!-- bench:end -->"
 AUTH_BEGIN, AUTH_END = "<!-- auth_tasks:begin (scripts/bench-readme.py) -->", "<!-- auth_tasks:end -->"
@@ -32,10 +34,8 @@ def conc(row):
 
 
 def spread(row):
-    """min-max of a repeated row's runs, or "1 run"."""
-    if row.get("repeats", 1) > 1:
-        return "%.1f-%.1f (%d runs)" % (row["tasks_per_s_spread"][0], row["tasks_per_s_spread"][1], row["repeats"])
-    return "1 run"
+    """min-max of a repeated row's runs (and the middle runs of 5 or more), or "1 run"."""
+    return spreads.describe(row)
 
 
 def pool_table(title, rows, ratio_title, ratio_key, db=False):

@@ -22,11 +22,14 @@ stub, then for each configuration of SPEC:
 After the last configuration it measures the RSS of MariaDB and Redis (``services_rss_mib``, with gunicorn's).
 
 SPEC: {"n": characters, "configs": [{"key", "kind", "label", "pool", "concurrency", "numprocs", "argv"}],
-"min_seconds": 15, "repeats": 3, "rounds": true, "round_seconds": 60, "observe": {"done_file", "timeout"}}.
+"min_seconds": 15, "repeats": 5, "rounds": true, "round_seconds": 60, "max_steal_pct": 5,
+"observe": {"done_file", "timeout"}}.
 Without rounds, a configuration whose drain is shorter than min_seconds runs ``repeats`` times in all, one run after
 the other. With rounds, every configuration runs once, then those that drained in under round_seconds run again in
-rounds (one run of each per round; the order: the sweep's, reversed, every other row first, ...) until each
-has ``repeats`` runs. With observe, after the rows, Auth's own
+rounds (one run of each per round, in another order each round: see round_order()) until each has ``repeats``
+runs. Every run records the CPU time the hypervisor took from the host while it ran (``steal_pct``, /proc/stat),
+the machine's noise that no order removes; with "max_steal_pct", a short run over it runs again (see Sweep). With
+observe, after the rows, Auth's own
 ``myauth:worker`` program (supervisor, as Auth ships it) drains the burst until the host has run worker_profile
 against it (see observe()). Progress goes to stderr, the result (JSON) to OUT.
 """
@@ -115,6 +118,23 @@ def rss_bytes(pids):
         except OSError:
             pass
     return total
+
+
+def host_cpu_ticks():
+    """(steal, all) clock ticks of the host's CPUs so far (/proc/stat; a container sees the host's)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user and nice]
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+
+
+def round_order(rows, index):
+    """The order of round ``index`` (0: the first round, the sweep's order): reversed, every other row first, that
+    reversed, then the second half first, and again. No row always runs at the same place or after the same row."""
+    alternate = rows[0::2] + rows[1::2]
+    half = len(rows) // 2
+    orders = [rows, rows[::-1], alternate, alternate[::-1], rows[half:] + rows[:half]]
+    return list(orders[index % len(orders)])
 
 
 def cpu_seconds(pids):
@@ -350,7 +370,7 @@ def run_once(config, universe_ids, marker, logdir):
         mysql("FLUSH STATUS")
         sampler = Sampler(roots)
         sampler.start()
-        cpu0 = cpu_seconds(tree(roots))
+        cpu0, host0 = cpu_seconds(tree(roots)), host_cpu_ticks()
         resumed = time.time()
         consume(True, len(procs))
         seen, last_change, last = 0, time.monotonic(), (0, 0, 0)
@@ -361,7 +381,7 @@ def run_once(config, universe_ids, marker, logdir):
                 seen, last_change = sum(last), time.monotonic()
         polled_end = time.time()
         time.sleep(0.5)  # the last "succeeded" lines reach the logs
-        cpu1 = cpu_seconds(tree(roots))
+        cpu1, host1 = cpu_seconds(tree(roots)), host_cpu_ticks()
         peak = sampler.finish()
         status = mysql("SHOW GLOBAL STATUS WHERE Variable_name IN ('Max_used_connections', 'Threads_connected')")
     finally:
@@ -392,11 +412,12 @@ def run_once(config, universe_ids, marker, logdir):
         "startup_seconds": round(startup, 2), "poll_end_minus_log_end_s": round(polled_end - end, 2),
         "exit_codes": codes, "loadavg_1m_before": round(load_before, 2),
         "loadavg_1m_after": round(os.getloadavg()[0], 2),
+        "steal_pct": round(100.0 * (host1[0] - host0[0]) / max(1, host1[1] - host0[1]), 1),
     }
     log("%-28s %6.1f tasks/s in %6.1f s, task %s ms, CPU %.1f ms/task, RSS %.0f MiB, DB conns %d, lost %d, "
-        "failed %d, load %.1f" % (config["label"], row["tasks_per_s"], drain, row["task_ms_mean"],
-                                  row["cpu_ms_per_task"], row["peak_rss_mib"], row["db_connections"], row["lost"],
-                                  failed, row["loadavg_1m_after"]))
+        "failed %d, load %.1f, steal %.1f %%" % (
+            config["label"], row["tasks_per_s"], drain, row["task_ms_mean"], row["cpu_ms_per_task"],
+            row["peak_rss_mib"], row["db_connections"], row["lost"], failed, row["loadavg_1m_after"], row["steal_pct"]))
     return row
 
 
@@ -440,8 +461,44 @@ def observe(universe_ids, marker, done_file, timeout):
     return result
 
 
-def summarize(config, runs):
-    """One row: the single run, or the median of the repeats with the spread (min, max) of tasks/s."""
+class Sweep:
+    """The runs of the configurations. A run shorter than round_seconds during which the hypervisor took more than
+    max_steal_pct of the host's CPU time (steal: another guest ran on our CPUs; such runs lose up to half their
+    speed, whatever their configuration) is set aside and runs again at the end of its round, at most ``repeats``
+    times per configuration; the runs set aside stay in the report (``runs_set_aside``)."""
+
+    def __init__(self, spec, ids, logdir):
+        self.spec, self.ids, self.logdir = spec, ids, logdir
+        self.marker = 1893456000  # 2030-01-01; one second more per run
+        self.runs, self.set_aside = {}, {}
+
+    def stolen(self, config, run):
+        limit = self.spec.get("max_steal_pct")
+        return limit is not None and run["steal_pct"] > limit \
+            and run["drain_s"] < self.spec.get("round_seconds", 60) \
+            and len(self.set_aside.get(config["key"], [])) < self.spec.get("repeats", 5)
+
+    def round(self, order, number):
+        place, pending = 0, list(order)
+        while pending:
+            again = []
+            for config in pending:
+                place += 1
+                self.marker += 1
+                run = dict(run_once(config, self.ids, self.marker, self.logdir), round=number, place=place)
+                if self.stolen(config, run):
+                    log("  set aside (steal %.1f %% > %s %%): %s runs again at the end of round %d"
+                        % (run["steal_pct"], self.spec["max_steal_pct"], config["key"], number))
+                    self.set_aside.setdefault(config["key"], []).append(run)
+                    again.append(config)
+                else:
+                    self.runs.setdefault(config["key"], []).append(run)
+            pending = again
+
+
+def summarize(config, runs, set_aside=()):
+    """One row: the single run, or the median of the repeats with the spread (min, max) of tasks/s; from 5 runs on
+    also the band of the middle runs (without the slowest and the fastest), which spreads.overlaps compares."""
     if len(runs) == 1:
         row = dict(runs[0])
     else:
@@ -452,9 +509,14 @@ def summarize(config, runs):
         row["db_connections"] = max(r["db_connections"] for r in runs)
         row["lost"] = sum(r["lost"] for r in runs)
     row["repeats"] = len(runs)
-    row["tasks_per_s_spread"] = [min(r["tasks_per_s"] for r in runs), max(r["tasks_per_s"] for r in runs)]
-    row["runs"] = [{k: r[k] for k in ("drain_s", "tasks_per_s", "lost", "cpu_ms_per_task", "task_ms_mean",
-                                      "loadavg_1m_after")} for r in runs]
+    speeds = sorted(r["tasks_per_s"] for r in runs)
+    row["tasks_per_s_spread"] = [speeds[0], speeds[-1]]
+    if len(speeds) >= 5:
+        row["tasks_per_s_band"] = [speeds[1], speeds[-2]]
+    keys = ("drain_s", "tasks_per_s", "lost", "cpu_ms_per_task", "task_ms_mean", "loadavg_1m_after", "steal_pct",
+            "round", "place")
+    row["runs"] = [{k: r.get(k) for k in keys} for r in runs]
+    row["runs_set_aside"] = [{k: r.get(k) for k in keys} for r in set_aside]
     row.update({k: config[k] for k in ("key", "kind", "label", "pool", "concurrency", "numprocs", "argv")})
     return row
 
@@ -484,29 +546,27 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        marker = 1893456000  # 2030-01-01; one second more per run
-        runs = {}
-        for config in spec["configs"]:
-            runs[config["key"]] = []
-            while True:
-                marker += 1
-                runs[config["key"]].append(run_once(config, ids, marker, logdir))
-                if spec.get("rounds") or runs[config["key"]][-1]["drain_s"] >= spec.get("min_seconds", 15) \
-                        or len(runs[config["key"]]) >= spec.get("repeats", 3):
-                    break
-        # rounds: every row that drained in under round_seconds runs `repeats` times in all, one run of each row per
-        # round, so that a noisy minute of the machine falls on one run of several rows, not on one row's runs; the
-        # order changes from round to round (the sweep's, then reversed, then every other row first), so that no row
-        # always runs at the same place in a round or after the same row
+        sweep = Sweep(spec, ids, logdir)
         if spec.get("rounds"):
-            fast = [c for c in spec["configs"] if runs[c["key"]][0]["drain_s"] < spec.get("round_seconds", 60)]
-            for _round in range(1, spec.get("repeats", 3)):
-                order = list(reversed(fast)) if _round % 2 else fast[0::2] + fast[1::2]
-                log("round %d: %s" % (_round + 1, ", ".join(c["key"] for c in order)))
-                for config in order:
-                    marker += 1
-                    runs[config["key"]].append(run_once(config, ids, marker, logdir))
-        rows = [summarize(config, runs[config["key"]]) for config in spec["configs"]]
+            # rounds: every row that drained in under round_seconds runs `repeats` times in all, one run of each row
+            # per round, so that a noisy minute of the machine falls on one run of several rows, not on one row's
+            # runs; the order changes from round to round (round_order), so that no row always runs at the same
+            # place in a round or after the same row
+            sweep.round(spec["configs"], 1)
+            fast = [c for c in spec["configs"] if sweep.runs[c["key"]][0]["drain_s"] < spec.get("round_seconds", 60)]
+            for index in range(1, spec.get("repeats", 5)):
+                order = round_order(fast, index)
+                log("round %d: %s" % (index + 1, ", ".join(c["key"] for c in order)))
+                sweep.round(order, index + 1)
+        else:
+            for config in spec["configs"]:
+                while not sweep.runs.get(config["key"]) or (
+                        sweep.runs[config["key"]][-1]["drain_s"] < spec.get("min_seconds", 15)
+                        and len(sweep.runs[config["key"]]) < spec.get("repeats", 5)):
+                    sweep.round([config], 1)
+        runs = sweep.runs
+        marker = sweep.marker
+        rows = [summarize(config, runs[config["key"]], sweep.set_aside.get(config["key"], ())) for config in spec["configs"]]
         observed = None
         if spec.get("observe"):
             marker += 1
