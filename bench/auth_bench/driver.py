@@ -507,7 +507,9 @@ def summarize(config, runs, set_aside=()):
         for key in ("drain_s", "tasks_per_s", "peak_rss_mib", "cpu_ms_per_task", "task_ms_mean"):
             row[key] = round(statistics.median(r[key] for r in runs), 2)
         row["db_connections"] = max(r["db_connections"] for r in runs)
-        row["lost"] = sum(r["lost"] for r in runs)
+    # a task lost or failed in any run counts, also in a run set aside for steal
+    row["lost"] = sum(r["lost"] for r in list(runs) + list(set_aside))
+    row["failed_logged"] = sum(r["failed_logged"] for r in list(runs) + list(set_aside))
     row["repeats"] = len(runs)
     speeds = sorted(r["tasks_per_s"] for r in runs)
     row["tasks_per_s_spread"] = [speeds[0], speeds[-1]]
