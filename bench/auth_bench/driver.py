@@ -133,7 +133,10 @@ def round_order(rows, index):
     reversed, then the second half first, and again. No row always runs at the same place or after the same row."""
     alternate = rows[0::2] + rows[1::2]
     half = len(rows) // 2
-    orders = [rows, rows[::-1], alternate, alternate[::-1], rows[half:] + rows[:half]]
+    orders = []
+    for order in (rows, rows[::-1], alternate, alternate[::-1], rows[half:] + rows[:half]):
+        if order not in orders:  # with few rows some coincide
+            orders.append(order)
     return list(orders[index % len(orders)])
 
 
@@ -515,8 +518,10 @@ def summarize(config, runs, set_aside=()):
     row["tasks_per_s_spread"] = [speeds[0], speeds[-1]]
     if len(speeds) >= 5:
         row["tasks_per_s_band"] = [speeds[1], speeds[-2]]
-    keys = ("drain_s", "tasks_per_s", "lost", "cpu_ms_per_task", "task_ms_mean", "loadavg_1m_after", "steal_pct",
-            "round", "place")
+    keys = ("drain_s", "tasks_per_s", "lost", "failed_logged", "cpu_ms_per_task", "task_ms_mean", "loadavg_1m_after",
+            "steal_pct", "round", "place")
+    for key in ("steal_pct", "round", "place"):  # one run's, in runs; not the row's
+        row.pop(key, None)
     row["runs"] = [{k: r.get(k) for k in keys} for r in runs]
     row["runs_set_aside"] = [{k: r.get(k) for k in keys} for r in set_aside]
     row.update({k: config[k] for k in ("key", "kind", "label", "pool", "concurrency", "numprocs", "argv")})
@@ -565,7 +570,7 @@ def main():
                 while not sweep.runs.get(config["key"]) or (
                         sweep.runs[config["key"]][-1]["drain_s"] < spec.get("min_seconds", 15)
                         and len(sweep.runs[config["key"]]) < spec.get("repeats", 5)):
-                    sweep.round([config], 1)
+                    sweep.round([config], len(sweep.runs.get(config["key"], [])) + 1)
         runs = sweep.runs
         marker = sweep.marker
         rows = [summarize(config, runs[config["key"]], sweep.set_aside.get(config["key"], ())) for config in spec["configs"]]
