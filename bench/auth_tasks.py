@@ -370,6 +370,15 @@ def derive(rows):
 KIND_COLOURS = {"auth_shipped": "#d62728", "guide_default": "#7f7f7f", "auto": "#2ca02c", "other": "#1f77b4"}
 
 
+def whiskers(rows):
+    """The chart's legend of the whiskers, as the rows have them."""
+    most = max(r["repeats"] for r in rows)
+    if most < 2:
+        return ""
+    return "whiskers: min-max of up to %d runs%s; " % (
+        most, ", thick: the middle ones" if any(r.get("tasks_per_s_band") for r in rows) else "")
+
+
 def svg_chart(report):
     """tasks/s of every row as horizontal bars (colour by kind), the spread of repeated rows as a whisker, and
     90 % of the sweep's fastest row marked: an SVG of its own (no plotting library in .venv)."""
@@ -384,10 +393,9 @@ def svg_chart(report):
            '<rect width="100%" height="100%" fill="white"/>',
            '<text x="10" y="18" font-size="14">auth_tasks: Auth %s\'s update tasks, %d characters (%d tasks), tasks/s</text>'
            % (report["versions"].get("allianceauth"), report["n"], rows[0]["tasks"]),
-           '<text x="10" y="36" fill="#555">%s; %d CPUs; load %.1f -> %.1f; whiskers: min-max of %d runs, thick: the '
-           'middle ones; dashed: 90 %% of the fastest sweep row</text>' % (
-               report["date"][:10], report["host"]["cpu_count"], report["loadavg_1m_start"], report["loadavg_1m_end"],
-               max(r["repeats"] for r in rows))]
+           '<text x="10" y="36" fill="#555">%s; %d CPUs; load %.1f -> %.1f; %sdashed: 90 %% of the fastest sweep '
+           'row</text>' % (report["date"][:10], report["host"]["cpu_count"], report["loadavg_1m_start"],
+                           report["loadavg_1m_end"], whiskers(rows))]
     for index, r in enumerate(rows):
         y = head + index * (bar_h + gap)
         label = "%s %d x %d (%s)" % (r["pool"], r["concurrency"], r["numprocs"], r["kind"])
@@ -439,8 +447,9 @@ def markdown(report):
     if report["within_spread"]:
         out.append("\nwithin each other's spread (tasks/s; the middle runs of 5 or more, else min-max): "
                    + ", ".join("%s ~ %s" % tuple(p) for p in report["within_spread"]))
-    out.append("\nruns of the repeated rows (round.place: tasks/s (the share of the host's CPU time the hypervisor took "
-               "while it ran: steal)); set aside: runs over the steal limit, run again at the end of their round:")
+    if any(r["repeats"] > 1 or r.get("runs_set_aside") for r in rows):
+        out.append("\nruns of the repeated rows (round.place: tasks/s (the share of the host's CPU time the hypervisor "
+                   "took while it ran: steal)); set aside: runs over the steal limit, run again at the end of their round:")
 
     def runs_text(runs):
         return ", ".join("%s%.1f (%s)" % ("%s.%s: " % (x["round"], x["place"]) if x.get("round") else "",

@@ -5,7 +5,8 @@
 For each set (bench.py's io, db and cpu, and auth_tasks when both reports have it) it prints the automatic
 plan's relation to the fastest row in each run (spreads.ranking: the fastest, within the fastest row's
 spread, or below it) and its median tasks/s over the fastest row's. The fastest and "within the spread" are
-one place: their runs overlap, so there is no order between the automatic plan and the fastest row. The runs
+one place: their runs overlap (the middle runs of rows of 5 runs or more, else min-max: spreads.band), so there
+is no order between the automatic plan and the fastest row. The runs
 agree on a set when the automatic plan has the same place in both. Exit status 1 when they disagree on a set.
 """
 

@@ -36,8 +36,8 @@ def overlaps(rows):
 
 def ranking(rows, pairs=None):
     """Where the automatic plan stands against the fastest row (median tasks/s): the fastest itself, within the
-    fastest row's spread (their runs overlap: no order between them), or below it. ``pairs``: overlaps(rows),
-    when the caller has it."""
+    fastest row's spread (their bands overlap, see band(): no order between them), or below it. ``pairs``:
+    overlaps(rows), when the caller has it."""
     pairs = overlaps(rows) if pairs is None else pairs
     auto = next(r for r in rows if r["kind"] == "auto")
     best = max(rows, key=lambda r: r["tasks_per_s"])
