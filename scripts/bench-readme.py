@@ -33,18 +33,13 @@ def conc(row):
     return "%d x %d" % (row["concurrency"], row["numprocs"]) if row["numprocs"] > 1 else "%d" % row["concurrency"]
 
 
-def spread(row):
-    """min-max of a repeated row's runs (and the middle runs of 5 or more), or "1 run"."""
-    return spreads.describe(row)
-
-
 def pool_table(title, rows, ratio_title, ratio_key, db=False):
     head = "| %s | kind | pool | concurrency | tasks/s | spread | %s | peak RSS MiB |%s" % (
         title, ratio_title, " DB connections |" if db else "")
     out = [head, "| --- | --- | --- | ---: | ---: | --- | ---: | ---: |%s" % (" ---: |" if db else "")]
     for r in rows:
         out.append("| %s | %s | %s | %s | %.1f | %s | %.2f | %.0f |%s" % (
-            label(r), r["kind"], r["pool"], conc(r), r["tasks_per_s"], spread(r), r[ratio_key], r["peak_rss_mib"],
+            label(r), r["kind"], r["pool"], conc(r), r["tasks_per_s"], spreads.describe(r), r[ratio_key], r["peak_rss_mib"],
             " %d |" % r["db_connections_peak"] if db else ""))
     return "\n".join(out)
 
@@ -145,7 +140,7 @@ def auth_section(report, bench_date):
     for r in rows:
         out.append("| %s | %s | %d x %d | %.1f | %.1f | %s | %.2f | %.0f | %s | %d | %d | %.0f | %.1f |" % (
             r["label"].split(": ", 1)[-1], r["kind"], r["concurrency"], r["numprocs"], r["drain_s"], r["tasks_per_s"],
-            spread(r), r["ratio_to_auth"], r["peak_rss_mib"],
+            spreads.describe(r), r["ratio_to_auth"], r["peak_rss_mib"],
             "%.0f" % r["rss_estimate_mib"] if r.get("rss_estimate_mib") else "-", r["db_connections"], r["lost"],
             r["task_ms_mean"] or 0, r["cpu_ms_per_task"]))
     prof = report["profile"]

@@ -510,9 +510,9 @@ def summarize(config, runs, set_aside=()):
         for key in ("drain_s", "tasks_per_s", "peak_rss_mib", "cpu_ms_per_task", "task_ms_mean"):
             row[key] = round(statistics.median(r[key] for r in runs), 2)
         row["db_connections"] = max(r["db_connections"] for r in runs)
-    # a task lost or failed in any run counts, also in a run set aside for steal
-    row["lost"] = sum(r["lost"] for r in list(runs) + list(set_aside))
-    row["failed_logged"] = sum(r["failed_logged"] for r in list(runs) + list(set_aside))
+    every = list(runs) + list(set_aside)  # a task lost or failed in any run counts, also in a run set aside for steal
+    row["lost"] = sum(r["lost"] for r in every)
+    row["failed_logged"] = sum(r["failed_logged"] for r in every)
     row["repeats"] = len(runs)
     speeds = sorted(r["tasks_per_s"] for r in runs)
     row["tasks_per_s_spread"] = [speeds[0], speeds[-1]]
@@ -571,13 +571,11 @@ def main():
                         sweep.runs[config["key"]][-1]["drain_s"] < spec.get("min_seconds", 15)
                         and len(sweep.runs[config["key"]]) < spec.get("repeats", 5)):
                     sweep.round([config], len(sweep.runs.get(config["key"], [])) + 1)
-        runs = sweep.runs
-        marker = sweep.marker
-        rows = [summarize(config, runs[config["key"]], sweep.set_aside.get(config["key"], ())) for config in spec["configs"]]
+        rows = [summarize(config, sweep.runs[config["key"]], sweep.set_aside.get(config["key"], ()))
+                for config in spec["configs"]]
         observed = None
         if spec.get("observe"):
-            marker += 1
-            observed = observe(ids, marker, spec["observe"]["done_file"], spec["observe"]["timeout"])
+            observed = observe(ids, sweep.marker + 1, spec["observe"]["done_file"], spec["observe"]["timeout"])
     finally:
         os.killpg(stub_proc.pid, signal.SIGTERM)
         stub_proc.wait(timeout=10)
